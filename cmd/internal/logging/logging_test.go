@@ -1,0 +1,157 @@
+package logging
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/cygnet-ipsec/cygnet/actors/telemetry/logfield"
+)
+
+// lines decodes JSON log output into one map per line.
+func lines(t *testing.T, out *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var res []map[string]any
+	for _, ln := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if ln == "" {
+			continue
+		}
+		m := map[string]any{}
+		if err := json.Unmarshal([]byte(ln), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q: %v", ln, err)
+		}
+		res = append(res, m)
+	}
+	return res
+}
+
+func TestLevelPerSubsystem(t *testing.T) {
+	var out bytes.Buffer
+	logs, err := New(Options{Output: &out, Level: zapcore.InfoLevel,
+		Levels: map[Subsystem]zapcore.Level{Kernel: zapcore.DebugLevel, Socket: zapcore.ErrorLevel}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs.Logger(Kernel).Debug("kernel debug")     // on: kernel is at debug
+	logs.Logger(Family).Debug("family debug")     // off: default info
+	logs.Logger(Family).Info("family info")       // on
+	logs.Logger(Socket).Warn("socket warn")       // off: socket at error
+	logs.Logger(Socket).Error("socket error")     // on
+	logs.Logger(Control).Info("control info", logfield.Conn("ab"))
+
+	got := lines(t, &out)
+	var msgs []string
+	for _, l := range got {
+		msgs = append(msgs, l["logger"].(string)+": "+l["msg"].(string))
+	}
+	want := []string{"kernel: kernel debug", "family: family info", "socket: socket error", "control: control info"}
+	if strings.Join(msgs, "|") != strings.Join(want, "|") {
+		t.Errorf("logged %q, want %q", msgs, want)
+	}
+	if got[3]["conn"] != "ab" {
+		t.Errorf("conn field = %v, want ab", got[3]["conn"])
+	}
+}
+
+func TestSetLevelsAppliesToExistingLoggers(t *testing.T) {
+	var out bytes.Buffer
+	logs, err := New(Options{Output: &out, Level: zapcore.WarnLevel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fam := logs.Logger(Family)
+	fam.Info("before")
+	logs.SetLevels(zapcore.WarnLevel, map[Subsystem]zapcore.Level{Family: zapcore.DebugLevel})
+	fam.Debug("after")
+	if logs.Level(Family) != zapcore.DebugLevel || logs.Level(Kernel) != zapcore.WarnLevel {
+		t.Errorf("levels family=%v kernel=%v, want debug, warn", logs.Level(Family), logs.Level(Kernel))
+	}
+	got := lines(t, &out)
+	if len(got) != 1 || got[0]["msg"] != "after" {
+		t.Errorf("got %v, want only the line logged after SetLevels", got)
+	}
+}
+
+func TestConsoleFormat(t *testing.T) {
+	var out bytes.Buffer
+	logs, err := New(Options{Output: &out, Format: FormatConsole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs.Logger(Manager).Info("listening", logfield.SPIi(0xab))
+	s := out.String()
+	for _, want := range []string{"INFO", "manager", "listening", `"spi_i": "00000000000000ab"`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("console line %q lacks %q", s, want)
+		}
+	}
+	if strings.HasPrefix(strings.TrimSpace(s), "{") {
+		t.Errorf("console format printed JSON: %q", s)
+	}
+}
+
+func TestSlogFollowsSubsystemLevel(t *testing.T) {
+	var out bytes.Buffer
+	logs, err := New(Options{Output: &out, Level: zapcore.InfoLevel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := logs.Slog(Actor)
+	sl.Debug("hidden")
+	sl.Info("shown", "pid", "family/1")
+	got := lines(t, &out)
+	if len(got) != 1 || got[0]["msg"] != "shown" || got[0]["pid"] != "family/1" || got[0]["logger"] != "actor" {
+		t.Errorf("got %v, want one line 'shown' from logger actor with pid", got)
+	}
+}
+
+// protoactor writes through the factory: spawning and stopping an actor under a system
+// built with ActorLoggerFactory must produce lines from the "actor" logger and nothing
+// on stderr (the factory replaces protoactor's default slog handler).
+func TestProtoactorLogsThroughZap(t *testing.T) {
+	var out bytes.Buffer
+	logs, err := New(Options{Output: &out, Level: zapcore.DebugLevel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(logs.ActorLoggerFactory())))
+	sys.Logger().Info("from protoactor")
+	sys.Shutdown()
+	found := false
+	for _, l := range lines(t, &out) {
+		if l["msg"] == "from protoactor" && l["logger"] == "actor" && l["system"] != nil {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("protoactor's logger did not write through zap; output:\n%s", out.String())
+	}
+}
+
+func TestParsers(t *testing.T) {
+	for _, name := range subsystemNames {
+		s, err := ParseSubsystem(name)
+		if err != nil || s.String() != name {
+			t.Errorf("ParseSubsystem(%q) = %v, %v", name, s, err)
+		}
+	}
+	if _, err := ParseSubsystem("ike"); err == nil || !strings.Contains(err.Error(), "manager, family, child") {
+		t.Errorf("ParseSubsystem(ike) error = %v, want a list of valid names", err)
+	}
+	if _, err := ParseLevel("verbose"); err == nil {
+		t.Error("ParseLevel(verbose) accepted")
+	}
+	if _, err := ParseLevel("dpanic"); err == nil {
+		t.Error("ParseLevel(dpanic) accepted; only debug, info, warn, error are offered")
+	}
+	if f, err := ParseFormat("console"); err != nil || f != FormatConsole {
+		t.Errorf("ParseFormat(console) = %v, %v", f, err)
+	}
+	if _, err := ParseFormat("xml"); err == nil {
+		t.Error("ParseFormat(xml) accepted")
+	}
+}
