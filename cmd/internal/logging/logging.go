@@ -30,15 +30,15 @@ import (
 type Subsystem uint8
 
 const (
-	Manager  Subsystem = iota // the manager actor: sockets' routing, half-open, cookies
-	Family                    // IKE family actors (one per IKE SA)
-	Child                     // Child SA actors
-	Kernel                    // kernel backends (XFRM, in-memory)
-	Socket                    // UDP sockets 500/4500
-	Config                    // configuration loading and reload
-	Control                   // the control socket
-	Metrics                   // the /metrics endpoint
-	Actor                     // protoactor's own messages
+	Manager Subsystem = iota // the manager actor: sockets' routing, half-open, cookies
+	Family                   // IKE family actors (one per IKE SA)
+	Child                    // Child SA actors
+	Kernel                   // kernel backends (XFRM, in-memory)
+	Socket                   // UDP sockets 500/4500
+	Config                   // configuration loading and reload
+	Control                  // the control socket
+	Metrics                  // the /metrics endpoint
+	Actor                    // protoactor's own messages
 	numSubsystems
 )
 

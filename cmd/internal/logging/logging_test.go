@@ -36,11 +36,11 @@ func TestLevelPerSubsystem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs.Logger(Kernel).Debug("kernel debug")     // on: kernel is at debug
-	logs.Logger(Family).Debug("family debug")     // off: default info
-	logs.Logger(Family).Info("family info")       // on
-	logs.Logger(Socket).Warn("socket warn")       // off: socket at error
-	logs.Logger(Socket).Error("socket error")     // on
+	logs.Logger(Kernel).Debug("kernel debug") // on: kernel is at debug
+	logs.Logger(Family).Debug("family debug") // off: default info
+	logs.Logger(Family).Info("family info")   // on
+	logs.Logger(Socket).Warn("socket warn")   // off: socket at error
+	logs.Logger(Socket).Error("socket error") // on
 	logs.Logger(Control).Info("control info", logfield.Conn("ab"))
 
 	got := lines(t, &out)
