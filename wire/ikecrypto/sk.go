@@ -1,0 +1,208 @@
+package ikecrypto
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"hash"
+	"slices"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/cygnet-ipsec/cygnet/wire"
+)
+
+// ErrIntegrity is returned by Open when the Integrity Checksum Data (or the AEAD tag)
+// does not verify. Per RFC 7296 §2.21.1 the message is then dropped without an answer.
+var ErrIntegrity = errors.New("sk: integrity check failed")
+
+// ErrSKLength is returned by Open when the encrypted body is too short for IV and ICV, or
+// its ciphertext is not a whole number of cipher blocks. The message is dropped.
+var ErrSKLength = errors.New("sk: malformed encrypted payload length")
+
+// SKCipher protects the Encrypted payload (SK, RFC 7296 §3.14) and the Encrypted
+// Fragment payload (SKF, RFC 7383 §2.5) in one direction. It is the same method set as
+// wire.SKCipher.
+//
+// The body of the payload is IV ‖ ciphertext ‖ ICV. For an AEAD the plaintext is
+// encrypted with nonce = salt ‖ IV and the additional data is the message from the IKE
+// header through the SK generic header (RFC 5282 §5.1, RFC 7634 §3); for ENCR+INTEG the
+// plaintext is encrypted in CBC mode and the ICV is the truncated HMAC of the message
+// from the IKE header through the last ciphertext octet (§3.14).
+//
+// A value is not safe for concurrent use (the ENCR+INTEG ciphers reuse their HMAC
+// state); each IKE SA owns one per direction.
+type SKCipher interface {
+	IVSize() int    // octets of IV at the start of the payload body
+	ICVSize() int   // octets of integrity checksum at the end of the payload body
+	BlockSize() int // plaintext (payloads ‖ padding ‖ pad length octet) must be a multiple of this; 1 for AEAD
+	// Seal appends IV ‖ ciphertext ‖ ICV to msg and returns the extended slice. msg holds
+	// the message from the IKE header up to and including the SK/SKF payload's generic
+	// header (for SKF also the fragment number and total), all length fields final.
+	// iv has IVSize octets. plaintext must be a multiple of BlockSize octets (Seal panics
+	// otherwise: that is a bug of the caller, not bad input) and must not overlap msg's
+	// spare capacity, except exactly at msg[len(msg)+IVSize:] for in-place encryption.
+	Seal(msg, iv, plaintext []byte) []byte
+	// Open checks the ICV in constant time and decrypts. msg is the whole message, body
+	// the offset of the IV. It returns the plaintext including padding and the pad length
+	// octet, appended to dst. Errors wrap ErrIntegrity or ErrSKLength.
+	Open(dst, msg []byte, body int) ([]byte, error)
+}
+
+// NewSKCipher returns the SK payload protection for one direction of an IKE SA with
+// suite s: encrKey is SK_ei or SK_er (with the salt for an AEAD), integKey SK_ai or
+// SK_ar (empty for an AEAD).
+func NewSKCipher(s IKESuite, encrKey, integKey []byte) (SKCipher, error) {
+	return newSKCipher(s.Encr, s.EncrKeyLen, s.Integ, encrKey, integKey)
+}
+
+// Outbound returns the SK protection of the messages this end sends on the IKE SA:
+// SK_ei/SK_ai when it is the SA's original initiator, SK_er/SK_ar otherwise.
+func (k *IKEKeys) Outbound(s IKESuite, initiator bool) (SKCipher, error) {
+	if initiator {
+		return NewSKCipher(s, k.Ei, k.Ai)
+	}
+	return NewSKCipher(s, k.Er, k.Ar)
+}
+
+// Inbound returns the SK protection of the messages this end receives on the IKE SA:
+// SK_er/SK_ar when it is the SA's original initiator, SK_ei/SK_ai otherwise.
+func (k *IKEKeys) Inbound(s IKESuite, initiator bool) (SKCipher, error) {
+	return k.Outbound(s, !initiator)
+}
+
+func newSKCipher(encr wire.TransformID, keyBits int, integ wire.TransformID, encrKey, integKey []byte) (SKCipher, error) {
+	e, keyLen, err := lookupEncr(encr, keyBits)
+	if err != nil {
+		return nil, fmt.Errorf("sk cipher: %w", err)
+	}
+	if err := checkInteg(e, integ); err != nil {
+		return nil, fmt.Errorf("sk cipher: %w", err)
+	}
+	if len(encrKey) != keyLen+e.saltLen {
+		return nil, fmt.Errorf("sk cipher: %s key material is %d octets, want %d", e.name, len(encrKey), keyLen+e.saltLen)
+	}
+	key, salt := encrKey[:keyLen], encrKey[keyLen:]
+	switch encr {
+	case wire.EncrAESGCM16:
+		b, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, fmt.Errorf("sk cipher: %w", err)
+		}
+		g, err := cipher.NewGCM(b)
+		if err != nil {
+			return nil, fmt.Errorf("sk cipher: %w", err)
+		}
+		return newAEADSK(g, salt), nil
+	case wire.EncrChaCha20Poly1305:
+		c, err := chacha20poly1305.New(key)
+		if err != nil {
+			return nil, fmt.Errorf("sk cipher: %w", err)
+		}
+		return newAEADSK(c, salt), nil
+	case wire.EncrAESCBC:
+		i, _ := lookupInteg(integ) // checked above
+		if len(integKey) != i.keyLen {
+			return nil, fmt.Errorf("sk cipher: %s key is %d octets, want %d", i.name, len(integKey), i.keyLen)
+		}
+		b, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, fmt.Errorf("sk cipher: %w", err)
+		}
+		return &cbcSK{block: b, mac: hmac.New(prfs[i.prf].newHash, integKey), icvLen: i.icvLen}, nil
+	}
+	return nil, fmt.Errorf("sk cipher: encryption algorithm %d: %w", encr, ErrUnsupported)
+}
+
+// aeadSK is AES-GCM with a 16-octet ICV (RFC 5282) or ChaCha20-Poly1305 (RFC 7634):
+// 4-octet salt from the key material, 8-octet explicit IV, 16-octet tag.
+type aeadSK struct {
+	aead cipher.AEAD
+	salt [4]byte
+}
+
+func newAEADSK(a cipher.AEAD, salt []byte) *aeadSK {
+	s := &aeadSK{aead: a}
+	copy(s.salt[:], salt)
+	return s
+}
+
+func (a *aeadSK) IVSize() int    { return 8 }
+func (a *aeadSK) ICVSize() int   { return a.aead.Overhead() }
+func (a *aeadSK) BlockSize() int { return 1 }
+
+func (a *aeadSK) nonce(iv []byte) [12]byte {
+	var n [12]byte
+	copy(n[:4], a.salt[:])
+	copy(n[4:], iv)
+	return n
+}
+
+func (a *aeadSK) Seal(msg, iv, plaintext []byte) []byte {
+	if len(iv) != 8 {
+		panic(fmt.Sprintf("ikecrypto: AEAD SK IV of %d octets, want 8", len(iv)))
+	}
+	aadLen := len(msg)
+	nonce := a.nonce(iv)
+	msg = append(msg, iv...)
+	return a.aead.Seal(msg, nonce[:], plaintext, msg[:aadLen])
+}
+
+func (a *aeadSK) Open(dst, msg []byte, body int) ([]byte, error) {
+	if body < 0 || body > len(msg) || len(msg)-body < 8+a.aead.Overhead() {
+		return nil, fmt.Errorf("%w: body of %d octets at offset %d", ErrSKLength, len(msg)-body, body)
+	}
+	nonce := a.nonce(msg[body : body+8])
+	out, err := a.aead.Open(dst, nonce[:], msg[body+8:], msg[:body])
+	if err != nil {
+		return nil, ErrIntegrity
+	}
+	return out, nil
+}
+
+// cbcSK is AES-CBC (RFC 3602) with a truncated HMAC-SHA1/SHA2 ICV (RFC 2404, RFC 4868).
+type cbcSK struct {
+	block  cipher.Block
+	mac    hash.Hash
+	icvLen int
+	sum    [64]byte
+}
+
+func (c *cbcSK) IVSize() int    { return aes.BlockSize }
+func (c *cbcSK) ICVSize() int   { return c.icvLen }
+func (c *cbcSK) BlockSize() int { return aes.BlockSize }
+
+func (c *cbcSK) Seal(msg, iv, plaintext []byte) []byte {
+	msg = append(msg, iv...)
+	start := len(msg)
+	msg = append(msg, plaintext...)
+	cipher.NewCBCEncrypter(c.block, iv).CryptBlocks(msg[start:], msg[start:])
+	c.mac.Reset()
+	c.mac.Write(msg)
+	icv := c.mac.Sum(c.sum[:0])
+	return append(msg, icv[:c.icvLen]...)
+}
+
+func (c *cbcSK) Open(dst, msg []byte, body int) ([]byte, error) {
+	if body < 0 || body > len(msg) {
+		return nil, fmt.Errorf("%w: body offset %d in %d octets", ErrSKLength, body, len(msg))
+	}
+	ctLen := len(msg) - body - aes.BlockSize - c.icvLen
+	if ctLen <= 0 || ctLen%aes.BlockSize != 0 {
+		return nil, fmt.Errorf("%w: %d octets of ciphertext", ErrSKLength, ctLen)
+	}
+	icvAt := len(msg) - c.icvLen
+	c.mac.Reset()
+	c.mac.Write(msg[:icvAt])
+	if !hmac.Equal(c.mac.Sum(c.sum[:0])[:c.icvLen], msg[icvAt:]) {
+		return nil, ErrIntegrity
+	}
+	iv := msg[body : body+aes.BlockSize]
+	ct := msg[body+aes.BlockSize : icvAt]
+	l := len(dst)
+	dst = slices.Grow(dst, len(ct))[:l+len(ct)]
+	cipher.NewCBCDecrypter(c.block, iv).CryptBlocks(dst[l:], ct)
+	return dst, nil
+}
