@@ -103,8 +103,16 @@ type Proposal struct {
 
 // Transform is one Transform substructure (RFC 7296 §3.3.2). KeyLength is the Key
 // Length attribute in bits (0 when absent).
+//
+// OtherAttrs holds, in their wire encoding, any attributes other than a non-zero Key
+// Length (§3.3.5): unknown attribute types, a TLV-form or zero Key Length, a repeated one.
+// It is empty in every transform cygnet understands; a responder must not select a
+// transform with attributes it does not understand (§3.3.6), so proposal selection treats
+// a non-empty OtherAttrs as unsupported. It is a string (copied on decode, which only
+// happens for such odd transforms) so that Transform stays comparable with ==.
 type Transform struct {
-	Type      TransformType
-	ID        TransformID
-	KeyLength uint16
+	Type       TransformType
+	ID         TransformID
+	KeyLength  uint16
+	OtherAttrs string
 }
