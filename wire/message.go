@@ -277,6 +277,13 @@ func decodeChain(dst []Payload, next PayloadType, b []byte, base int, outer bool
 		dst = append(dst, p)
 		off += plen
 		if pt == PayloadSK || pt == PayloadSKF {
+			// The Next Payload field of SK/SKF names the first inner payload.
+			switch q := p.(type) {
+			case *EncryptedPayload:
+				q.NextPayload = next
+			case *FragmentPayload:
+				q.NextPayload = next
+			}
 			if !outer {
 				return dst, errAt(AnswerInvalidSyntax, pt, bodyOff-4, fmt.Errorf("%w: nested in an SK payload", ErrSKPlacement))
 			}
