@@ -1,0 +1,340 @@
+// Package config reads cygnetd's configuration: one YAML file whose vocabulary is
+// strongSwan's swanctl.conf(5) — connections, their children, secrets — plus cygnet's
+// own daemon: section.
+//
+// Contract:
+//   - Load(path, opts) / Parse(name, data, opts) return a *Config of plain values with
+//     every default applied (what you read is what runs), or an error listing every
+//     problem found, each as "file:line: key.path: what was expected, what was found"
+//     (type *Error, collected in Errors). Unknown keys are errors. Secrets never appear
+//     in an error message.
+//   - Syntax (YAML, key names, value shapes) and meaning (a PSK for every connection,
+//     unique child names, addresses and traffic selectors that parse, lifetimes that make
+//     sense) are both checked at load time, so a file that loads will be accepted by the
+//     core. A bad file at reload therefore leaves the running configuration in place: the
+//     caller simply keeps the old *Config.
+//   - Diff(old, new) says which connections were added, removed, changed or unchanged,
+//     by deep equality of their definitions, so reload touches only what changed.
+//   - Load reads the file and the secret files it names; nothing else (no DNS, no
+//     network, no global state).
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/cygnet-ipsec/cygnet/cmd/internal/logging"
+)
+
+// Config is a loaded configuration file.
+type Config struct {
+	// File is the path the configuration was read from.
+	File string
+	// Daemon is cygnet's own section.
+	Daemon Daemon
+	// Connections in file order.
+	Connections []*Connection
+	// Secrets in file order.
+	Secrets []*Secret
+	// Warnings are things accepted but worth telling the operator (an ignored key).
+	Warnings []string
+}
+
+// Connection returns the connection named name.
+func (c *Config) Connection(name string) (*Connection, bool) {
+	for _, conn := range c.Connections {
+		if conn.Name == name {
+			return conn, true
+		}
+	}
+	return nil, false
+}
+
+// Child returns the child named name and its connection. Child names are unique in a
+// file (the control API addresses children by name alone, like swanctl --child).
+func (c *Config) Child(name string) (*Connection, *Child, bool) {
+	for _, conn := range c.Connections {
+		for _, ch := range conn.Children {
+			if ch.Name == name {
+				return conn, ch, true
+			}
+		}
+	}
+	return nil, nil, false
+}
+
+// Daemon is the daemon: section: sockets, endpoints, logging and limits.
+type Daemon struct {
+	// ListenAddrs are the addresses the IKE sockets bind to; empty means all (0.0.0.0
+	// and ::).
+	ListenAddrs []netip.Addr
+	// Port and PortNATT are the IKE and NAT-T ports (strongSwan charon.port,
+	// charon.port_nat_t): 500 and 4500 by default (RFC 7296 §2, RFC 3948).
+	Port     uint16
+	PortNATT uint16
+	// MetricsAddress is where /metrics is served (host:port); empty disables it.
+	MetricsAddress string
+	// ControlSocket is the control socket's path.
+	ControlSocket string
+	// Log is the logging configuration.
+	Log Log
+	// CookieThreshold is the number of half-open IKE SAs above which the responder
+	// demands a COOKIE (RFC 7296 §2.6; strongSwan charon.cookie_threshold).
+	CookieThreshold int
+	// BlockThreshold is the most half-open IKE SAs one peer address may hold (strongSwan
+	// charon.block_threshold); more IKE_SA_INIT requests from it are dropped.
+	BlockThreshold int
+	// Kernel selects the kernel backend.
+	Kernel KernelBackend
+	// Chaos enables the control API's debug-kill command (chaos testing).
+	Chaos bool
+}
+
+// Defaults for the daemon section.
+const (
+	DefaultPort            = 500
+	DefaultPortNATT        = 4500
+	DefaultMetricsAddress  = "127.0.0.1:9917"
+	DefaultControlSocket   = "/run/cygnet/cygnet.sock"
+	DefaultCookieThreshold = 30
+	DefaultBlockThreshold  = 5
+)
+
+// Log is the daemon.log section.
+type Log struct {
+	Format logging.Format
+	Level  zapcore.Level
+	// Subsystems overrides Level per subsystem.
+	Subsystems map[logging.Subsystem]zapcore.Level
+}
+
+// Options returns logging.Options for this section (the caller sets Output).
+func (l Log) Options() logging.Options {
+	return logging.Options{Format: l.Format, Level: l.Level, Levels: l.Subsystems}
+}
+
+// KernelBackend selects how Child SAs reach the kernel.
+type KernelBackend uint8
+
+const (
+	// KernelAuto uses XFRM when the kernel can do ESP and the in-memory kernel
+	// otherwise, with a log line saying which.
+	KernelAuto KernelBackend = iota
+	KernelXFRM
+	KernelMemory
+)
+
+func (k KernelBackend) String() string {
+	switch k {
+	case KernelAuto:
+		return "auto"
+	case KernelXFRM:
+		return "xfrm"
+	case KernelMemory:
+		return "memory"
+	}
+	return fmt.Sprintf("KernelBackend(%d)", uint8(k))
+}
+
+// Connection is one connections.<name> section (swanctl.conf(5)).
+type Connection struct {
+	Name    string
+	Version int // 0 (any) or 2; cygnet speaks IKEv2 only
+
+	// LocalAddrs and RemoteAddrs are the outer addresses; empty means %any. The
+	// initiator uses the first of each.
+	LocalAddrs  []netip.Addr
+	RemoteAddrs []netip.Addr
+	LocalPort   uint16
+	RemotePort  uint16
+
+	// Proposals are IKE proposals in strongSwan syntax (aes256gcm16-prfsha256-x25519),
+	// lowercased, in preference order; "default" is strongSwan's default set.
+	Proposals []string
+
+	Local  Auth
+	Remote Auth
+
+	// Children in file order.
+	Children []*Child
+
+	DPDDelay   time.Duration
+	RekeyTime  time.Duration // 0: never rekey
+	OverTime   time.Duration
+	RandTime   time.Duration
+	ReauthTime time.Duration // accepted for compatibility: cygnet rekeys instead
+
+	Fragmentation bool // RFC 7383
+	Encap         bool // force UDP encapsulation (RFC 3948)
+	Childless     Childless
+}
+
+// Auth is a local{} or remote{} section.
+type Auth struct {
+	// Method is "psk", the only method implemented.
+	Method AuthMethod
+	// ID is the identity; remote.id defaults to %any (any peer), local.id to the first
+	// local address.
+	ID Identity
+}
+
+// AuthMethod is how one side authenticates (RFC 7296 §2.15).
+type AuthMethod uint8
+
+const (
+	AuthPSK AuthMethod = iota
+)
+
+func (a AuthMethod) String() string {
+	if a == AuthPSK {
+		return "psk"
+	}
+	return fmt.Sprintf("AuthMethod(%d)", uint8(a))
+}
+
+// Childless is RFC 6023's policy (swanctl childless).
+type Childless uint8
+
+const (
+	ChildlessAllow Childless = iota
+	ChildlessForce
+	ChildlessNever
+)
+
+func (c Childless) String() string {
+	switch c {
+	case ChildlessAllow:
+		return "allow"
+	case ChildlessForce:
+		return "force"
+	case ChildlessNever:
+		return "never"
+	}
+	return fmt.Sprintf("Childless(%d)", uint8(c))
+}
+
+// Child is one children.<name> section.
+type Child struct {
+	Name string
+
+	// LocalTS and RemoteTS are the traffic selectors (RFC 7296 §2.9); "dynamic" (the
+	// default) is that side's outer address.
+	LocalTS  []TrafficSelector
+	RemoteTS []TrafficSelector
+
+	// ESPProposals in strongSwan syntax, lowercased.
+	ESPProposals []string
+
+	Mode        Mode
+	StartAction Action
+	DPDAction   Action
+	CloseAction Action
+
+	RekeyTime    time.Duration
+	LifeTime     time.Duration
+	RandTime     time.Duration
+	RekeyBytes   uint64
+	LifeBytes    uint64
+	RandBytes    uint64
+	RekeyPackets uint64
+	LifePackets  uint64
+	RandPackets  uint64
+	ReplayWindow uint32
+}
+
+// Mode is the IPsec mode.
+type Mode uint8
+
+const (
+	ModeTunnel Mode = iota
+	ModeTransport
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeTunnel:
+		return "tunnel"
+	case ModeTransport:
+		return "transport"
+	}
+	return fmt.Sprintf("Mode(%d)", uint8(m))
+}
+
+// Action is a start_action, dpd_action or close_action. swanctl's dpd/close values
+// clear and restart are read as ActionNone and ActionStart.
+type Action uint8
+
+const (
+	ActionNone Action = iota
+	ActionStart
+	ActionTrap
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionNone:
+		return "none"
+	case ActionStart:
+		return "start"
+	case ActionTrap:
+		return "trap"
+	}
+	return fmt.Sprintf("Action(%d)", uint8(a))
+}
+
+// Secret is one secrets.ike<suffix> section: a PSK and the identities it is for.
+type Secret struct {
+	// Name is the section name (ike-ab).
+	Name string
+	// IDs the key is shared between; empty means any identity (swanctl semantics).
+	IDs []Identity
+	// PSK is the key. It never prints.
+	PSK logging.Secret
+	// File is the secret_file it was read from, if any.
+	File string
+}
+
+// Matches reports whether the secret is for the pair (local, remote), as strongSwan
+// matches shared keys: a secret with no IDs matches any pair; otherwise each of local
+// and remote must match one of the IDs, where a remote %any matches any listed ID.
+func (s *Secret) Matches(local, remote Identity) bool {
+	if len(s.IDs) == 0 {
+		return true
+	}
+	return s.has(local) && s.has(remote)
+}
+
+func (s *Secret) has(id Identity) bool {
+	for _, x := range s.IDs {
+		if x.Type == IDAny || id.Type == IDAny || x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// PSK returns the key for the identities (local, remote), preferring a secret that
+// names both, then one that names either, then one that names none — strongSwan's
+// best-match order. remote may be a concrete identity learnt in IKE_AUTH.
+func (c *Config) PSK(local, remote Identity) (*Secret, bool) {
+	var best *Secret
+	bestScore := -1
+	for _, s := range c.Secrets {
+		if !s.Matches(local, remote) {
+			continue
+		}
+		score := 0
+		for _, x := range s.IDs {
+			if x.Type != IDAny && (x == local || x == remote) {
+				score++
+			}
+		}
+		if score > bestScore {
+			best, bestScore = s, score
+		}
+	}
+	return best, best != nil
+}
