@@ -193,8 +193,10 @@ func (r *Reassembler) Add(m *Message, c SKCipher) (bool, error) {
 	if restart {
 		stored = 0
 	}
-	if maxPlain := len(f.Body) - c.IVSize() - c.ICVSize(); stored+maxPlain > r.MaxBytes {
-		return drop(bodyOff, fmt.Errorf("%w: %d octets stored, %d more, at most %d", ErrFragmentLimit, stored, maxPlain, r.MaxBytes))
+	// The piece is the ciphertext minus at least the pad length octet and at most 255
+	// octets of padding: refuse before decrypting what cannot fit whatever the padding.
+	if least := len(f.Body) - c.IVSize() - c.ICVSize() - 256; stored+least > r.MaxBytes {
+		return drop(bodyOff, fmt.Errorf("%w: %d octets stored, at least %d more, at most %d", ErrFragmentLimit, stored, least, r.MaxBytes))
 	}
 	// Decrypt after the stored pieces; only on success does the state change.
 	out, err := openBody(r.buf, m.raw, f.Body, c, PayloadSKF)
@@ -202,6 +204,9 @@ func (r *Reassembler) Add(m *Message, c SKCipher) (bool, error) {
 		return false, err
 	}
 	piece := out[len(r.buf):]
+	if stored+len(piece) > r.MaxBytes {
+		return drop(bodyOff, fmt.Errorf("%w: %d octets stored, %d more, at most %d", ErrFragmentLimit, stored, len(piece), r.MaxBytes))
+	}
 	if restart {
 		r.Reset()
 		r.buf = append(r.buf[:0], piece...) // memmove: piece lies after buf's start
