@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Tables is a copy of the whole SAD and SPD, as Kernel.Snapshot returns it.
@@ -164,7 +165,7 @@ func lifetimeText(l Lifetime) string {
 		parts = append(parts, fmt.Sprintf("%dpkt", l.Packets))
 	}
 	if l.Time != 0 {
-		parts = append(parts, l.Time.String())
+		parts = append(parts, fmt.Sprintf("%ds", int64(l.Time/time.Second)))
 	}
 	return strings.Join(parts, ",")
 }
