@@ -22,45 +22,35 @@ var ErrIntegrity = errors.New("sk: integrity check failed")
 // its ciphertext is not a whole number of cipher blocks. The message is dropped.
 var ErrSKLength = errors.New("sk: malformed encrypted payload length")
 
-// SKCipher protects the Encrypted payload (SK, RFC 7296 §3.14) and the Encrypted
-// Fragment payload (SKF, RFC 7383 §2.5) in one direction. It is the same method set as
-// wire.SKCipher.
+// The SK ciphers implement wire.SKCipher (RFC 7296 §3.14, RFC 7383 §2.5): the payload
+// body is IV ‖ ciphertext ‖ ICV. For an AEAD the plaintext is encrypted with
+// nonce = salt ‖ IV and the additional data is the message from the IKE header through
+// the SK generic header (RFC 5282 §5.1, RFC 7634 §3); for ENCR+INTEG the plaintext is
+// encrypted in CBC mode and the ICV is the truncated HMAC of the message from the IKE
+// header through the last ciphertext octet (§3.14), compared in constant time.
 //
-// The body of the payload is IV ‖ ciphertext ‖ ICV. For an AEAD the plaintext is
-// encrypted with nonce = salt ‖ IV and the additional data is the message from the IKE
-// header through the SK generic header (RFC 5282 §5.1, RFC 7634 §3); for ENCR+INTEG the
-// plaintext is encrypted in CBC mode and the ICV is the truncated HMAC of the message
-// from the IKE header through the last ciphertext octet (§3.14).
+// Seal panics when the plaintext is not a multiple of BlockSize or the IV has the wrong
+// size (a bug of the caller, not bad input); plaintext must not overlap msg's spare
+// capacity except exactly at msg[len(msg)+IVSize:] (in-place). Open never panics; its
+// errors wrap ErrIntegrity or ErrSKLength, and either means "drop the message".
 //
-// A value is not safe for concurrent use (the ENCR+INTEG ciphers reuse their HMAC
+// A cipher is not safe for concurrent use (the ENCR+INTEG ciphers reuse their HMAC
 // state); each IKE SA owns one per direction.
-type SKCipher interface {
-	IVSize() int    // octets of IV at the start of the payload body
-	ICVSize() int   // octets of integrity checksum at the end of the payload body
-	BlockSize() int // plaintext (payloads ‖ padding ‖ pad length octet) must be a multiple of this; 1 for AEAD
-	// Seal appends IV ‖ ciphertext ‖ ICV to msg and returns the extended slice. msg holds
-	// the message from the IKE header up to and including the SK/SKF payload's generic
-	// header (for SKF also the fragment number and total), all length fields final.
-	// iv has IVSize octets. plaintext must be a multiple of BlockSize octets (Seal panics
-	// otherwise: that is a bug of the caller, not bad input) and must not overlap msg's
-	// spare capacity, except exactly at msg[len(msg)+IVSize:] for in-place encryption.
-	Seal(msg, iv, plaintext []byte) []byte
-	// Open checks the ICV in constant time and decrypts. msg is the whole message, body
-	// the offset of the IV. It returns the plaintext including padding and the pad length
-	// octet, appended to dst. Errors wrap ErrIntegrity or ErrSKLength.
-	Open(dst, msg []byte, body int) ([]byte, error)
-}
+var (
+	_ wire.SKCipher = (*aeadSK)(nil)
+	_ wire.SKCipher = (*cbcSK)(nil)
+)
 
 // NewSKCipher returns the SK payload protection for one direction of an IKE SA with
 // suite s: encrKey is SK_ei or SK_er (with the salt for an AEAD), integKey SK_ai or
 // SK_ar (empty for an AEAD).
-func NewSKCipher(s IKESuite, encrKey, integKey []byte) (SKCipher, error) {
+func NewSKCipher(s IKESuite, encrKey, integKey []byte) (wire.SKCipher, error) {
 	return newSKCipher(s.Encr, s.EncrKeyLen, s.Integ, encrKey, integKey)
 }
 
 // Outbound returns the SK protection of the messages this end sends on the IKE SA:
 // SK_ei/SK_ai when it is the SA's original initiator, SK_er/SK_ar otherwise.
-func (k *IKEKeys) Outbound(s IKESuite, initiator bool) (SKCipher, error) {
+func (k *IKEKeys) Outbound(s IKESuite, initiator bool) (wire.SKCipher, error) {
 	if initiator {
 		return NewSKCipher(s, k.Ei, k.Ai)
 	}
@@ -69,11 +59,11 @@ func (k *IKEKeys) Outbound(s IKESuite, initiator bool) (SKCipher, error) {
 
 // Inbound returns the SK protection of the messages this end receives on the IKE SA:
 // SK_er/SK_ar when it is the SA's original initiator, SK_ei/SK_ai otherwise.
-func (k *IKEKeys) Inbound(s IKESuite, initiator bool) (SKCipher, error) {
+func (k *IKEKeys) Inbound(s IKESuite, initiator bool) (wire.SKCipher, error) {
 	return k.Outbound(s, !initiator)
 }
 
-func newSKCipher(encr wire.TransformID, keyBits int, integ wire.TransformID, encrKey, integKey []byte) (SKCipher, error) {
+func newSKCipher(encr wire.TransformID, keyBits int, integ wire.TransformID, encrKey, integKey []byte) (wire.SKCipher, error) {
 	e, keyLen, err := lookupEncr(encr, keyBits)
 	if err != nil {
 		return nil, fmt.Errorf("sk cipher: %w", err)
