@@ -25,12 +25,12 @@ func (d *decoder) check(cfg *Config) {
 		if len(c.LocalAddrs) > 0 && len(c.RemoteAddrs) > 0 && !shareFamily(c) {
 			d.errAt(cp+".remote_addrs", "no address family in common with local_addrs: one side is IPv4 only, the other IPv6 only")
 		}
+		if d.badID[cp+".local"] || d.badID[cp+".remote"] {
+			continue // already reported
+		}
 		if c.Local.ID.Type == IDAny {
 			d.errAt(cp+".local.id", "expected our own identity, got %%any")
 			continue
-		}
-		if c.Local.ID == (Identity{}) {
-			continue // already reported: local.id missing
 		}
 		if _, ok := cfg.PSK(c.Local.ID, c.Remote.ID); !ok && !d.badSecrets {
 			d.errAt(cp, "no pre-shared key for local.id %s and remote.id %s: add a secrets: ike-%s: section with %s and a secret", c.Local.ID, c.Remote.ID, c.Name, idsHint(c))

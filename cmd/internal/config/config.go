@@ -297,42 +297,67 @@ type Secret struct {
 	File string
 }
 
-// Matches reports whether the secret is for the pair (local, remote), as strongSwan
-// matches shared keys: a secret with no IDs matches any pair; otherwise each of local
-// and remote must match one of the IDs, where a remote %any matches any listed ID.
+// Matches reports whether the secret may be used between local and remote. The rules
+// follow swanctl's, made strict enough that a key naming one peer is never used for
+// another:
+//   - a secret without IDs is for any pair;
+//   - a secret naming remote (or listing %any) is for it — this covers both
+//     {id-a: gw, id-b: carol} and the gateway's usual {id: carol};
+//   - a secret naming only local is a group key for every peer of local.
+//
+// A remote of %any (a responder's configuration before IKE_AUTH) is satisfied by any
+// secret that could match some peer.
 func (s *Secret) Matches(local, remote Identity) bool {
-	if len(s.IDs) == 0 {
-		return true
-	}
-	return s.has(local) && s.has(remote)
+	_, ok := s.match(local, remote)
+	return ok
 }
 
-func (s *Secret) has(id Identity) bool {
+// match also scores the match: each side named exactly counts 2, a listed %any 1, a
+// secret without IDs 0, so the most specific secret wins.
+func (s *Secret) match(local, remote Identity) (int, bool) {
+	if len(s.IDs) == 0 {
+		return 0, true
+	}
+	var hasLocal, hasRemote, hasAny, hasOther bool
 	for _, x := range s.IDs {
-		if x.Type == IDAny || id.Type == IDAny || x == id {
-			return true
+		switch {
+		case x.Type == IDAny:
+			hasAny = true
+		case x == local:
+			hasLocal = true
+		default:
+			hasOther = true
+			if x == remote {
+				hasRemote = true
+			}
 		}
 	}
-	return false
+	if remote.Type == IDAny {
+		hasRemote = hasOther
+	}
+	ok := hasRemote || hasAny || (hasLocal && !hasOther)
+	score := 0
+	if hasLocal {
+		score += 2
+	}
+	if hasRemote && remote.Type != IDAny {
+		score += 2
+	}
+	if hasAny {
+		score++
+	}
+	return score, ok
 }
 
-// PSK returns the key for the identities (local, remote), preferring a secret that
-// names both, then one that names either, then one that names none — strongSwan's
-// best-match order. remote may be a concrete identity learnt in IKE_AUTH.
+// PSK returns the key for the identities (local, remote): the matching secret with the
+// best score (see match), the first in the file on a tie. remote may be a concrete
+// identity learnt in IKE_AUTH.
 func (c *Config) PSK(local, remote Identity) (*Secret, bool) {
 	var best *Secret
 	bestScore := -1
 	for _, s := range c.Secrets {
-		if !s.Matches(local, remote) {
-			continue
-		}
-		score := 0
-		for _, x := range s.IDs {
-			if x.Type != IDAny && (x == local || x == remote) {
-				score++
-			}
-		}
-		if score > bestScore {
+		score, ok := s.match(local, remote)
+		if ok && score > bestScore {
 			best, bestScore = s, score
 		}
 	}

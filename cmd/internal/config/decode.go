@@ -22,6 +22,9 @@ type decoder struct {
 	// badSecrets is set when a secret could not be read: the "no PSK for connection"
 	// check is then skipped, as it would only repeat that error.
 	badSecrets bool
+	// badID holds the paths of local/remote sections whose id was wrong or missing (so
+	// the PSK check does not repeat the error).
+	badID map[string]bool
 }
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {

@@ -65,7 +65,7 @@ func Parse(file string, data []byte, opts Options) (*Config, error) {
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func parse(file string, data []byte, opts Options) (*Config, error) {
-	d := &decoder{file: file, lines: map[string]int{}}
+	d := &decoder{file: file, lines: map[string]int{}, badID: map[string]bool{}}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
@@ -162,7 +162,11 @@ func (d *decoder) daemon(n *yaml.Node, path string, dm *Daemon) {
 		"chaos": func(v *yaml.Node, p string) { d.boolean(v, p, &dm.Chaos) },
 	}, nil)
 	if dm.Port == dm.PortNATT {
-		d.errAt(join(path, "port_nat_t"), "must differ from port (%d)", dm.Port)
+		if _, given := d.lines[join(path, "port_nat_t")]; given {
+			d.errAt(join(path, "port_nat_t"), "must differ from port (%d)", dm.Port)
+		} else {
+			d.errAt(join(path, "port"), "must differ from port_nat_t (%d)", dm.PortNATT)
+		}
 	}
 }
 
@@ -380,6 +384,7 @@ func (d *decoder) connection(name string, n *yaml.Node, path string) *Connection
 	}
 	if !localIDGiven && len(c.LocalAddrs) == 0 {
 		d.errAt(path, "local.id is required when local_addrs is %%any (the identity is not guessed from the address)")
+		d.badID[join(path, "local")] = true
 	}
 	return c
 }
@@ -456,8 +461,9 @@ func (d *decoder) auth(n *yaml.Node, path string, a *Auth) bool {
 			}
 		},
 		"id": func(v *yaml.Node, p string) {
-			if with(d, v, p, "an identity", ParseIdentity, &a.ID) {
-				idGiven = true
+			idGiven = true
+			if !with(d, v, p, "an identity", ParseIdentity, &a.ID) {
+				d.badID[strings.TrimSuffix(p, ".id")] = true
 			}
 		},
 	}, map[string]string{
@@ -600,6 +606,12 @@ func (d *decoder) secrets(n *yaml.Node, path, dir string, opts Options) []*Secre
 		return nil
 	}
 	var out []*Secret
+	before := len(d.errs)
+	defer func() {
+		if len(d.errs) > before {
+			d.badSecrets = true
+		}
+	}()
 	for _, e := range es {
 		p := join(path, e.key)
 		d.lines[p] = e.line
@@ -655,7 +667,6 @@ func (d *decoder) secret(name string, n *yaml.Node, path string, line int, dir s
 	case hasInline:
 		key, err := parsePSK(inline)
 		if err != nil {
-			d.badSecrets = true
 			d.errorf(d.lines[join(path, "secret")], join(path, "secret"), "%v", err)
 			return nil
 		}
@@ -667,7 +678,6 @@ func (d *decoder) secret(name string, n *yaml.Node, path string, line int, dir s
 		}
 		key, err := readSecretFile(file, opts.SecretOwner)
 		if err != nil {
-			d.badSecrets = true
 			d.errorf(d.lines[fp], fp, "%v", err)
 			return nil
 		}

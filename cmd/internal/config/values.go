@@ -64,6 +64,16 @@ func (id Identity) String() string {
 	case IDKeyID:
 		return "keyid:" + id.Value
 	}
+	// The bare form when it reads back the same, else with an explicit prefix.
+	if back, err := ParseIdentity(id.Value); err == nil && back == id {
+		return id.Value
+	}
+	switch id.Type {
+	case IDFQDN:
+		return "fqdn:" + id.Value
+	case IDRFC822:
+		return "email:" + id.Value
+	}
 	return id.Value
 }
 
