@@ -137,8 +137,8 @@ func TestCheckProposal(t *testing.T) {
 		{ikeProposal, "AES256-SHA384-ECP384!", true},
 		{ikeProposal, "chacha20poly1305-prfsha512-curve25519-ke1_mlkem768", true},
 		{ikeProposal, "default", true},
-		{ikeProposal, "aes256gcm16-x25519", false},  // AEAD without PRF
-		{ikeProposal, "aes256-x25519", false},       // no integrity
+		{ikeProposal, "aes256gcm16-x25519", false}, // AEAD without PRF
+		{ikeProposal, "aes256-x25519", false},      // no integrity
 		{ikeProposal, "aes256gcm16-aes256-prfsha256-x25519", false},
 		{ikeProposal, "aes256-sha256-modp2048-esn", false},
 		{ikeProposal, "", false},
