@@ -109,13 +109,13 @@ func newSKCipher(encr wire.TransformID, keyBits int, integ wire.TransformID, enc
 // aeadSK is AES-GCM with a 16-octet ICV (RFC 5282) or ChaCha20-Poly1305 (RFC 7634):
 // 4-octet salt from the key material, 8-octet explicit IV, 16-octet tag.
 type aeadSK struct {
-	aead cipher.AEAD
-	salt [4]byte
+	aead  cipher.AEAD
+	nonce [12]byte // salt ‖ IV; the salt is set once, the IV per call
 }
 
 func newAEADSK(a cipher.AEAD, salt []byte) *aeadSK {
 	s := &aeadSK{aead: a}
-	copy(s.salt[:], salt)
+	copy(s.nonce[:4], salt)
 	return s
 }
 
@@ -123,11 +123,10 @@ func (a *aeadSK) IVSize() int    { return 8 }
 func (a *aeadSK) ICVSize() int   { return a.aead.Overhead() }
 func (a *aeadSK) BlockSize() int { return 1 }
 
-func (a *aeadSK) nonce(iv []byte) [12]byte {
-	var n [12]byte
-	copy(n[:4], a.salt[:])
-	copy(n[4:], iv)
-	return n
+// nonceFor returns salt ‖ iv in the cipher's buffer (RFC 5282 §4, RFC 7634 §2).
+func (a *aeadSK) nonceFor(iv []byte) []byte {
+	copy(a.nonce[4:], iv)
+	return a.nonce[:]
 }
 
 func (a *aeadSK) Seal(msg, iv, plaintext []byte) []byte {
@@ -135,17 +134,15 @@ func (a *aeadSK) Seal(msg, iv, plaintext []byte) []byte {
 		panic(fmt.Sprintf("ikecrypto: AEAD SK IV of %d octets, want 8", len(iv)))
 	}
 	aadLen := len(msg)
-	nonce := a.nonce(iv)
 	msg = append(msg, iv...)
-	return a.aead.Seal(msg, nonce[:], plaintext, msg[:aadLen])
+	return a.aead.Seal(msg, a.nonceFor(iv), plaintext, msg[:aadLen])
 }
 
 func (a *aeadSK) Open(dst, msg []byte, body int) ([]byte, error) {
 	if body < 0 || body > len(msg) || len(msg)-body < 8+a.aead.Overhead() {
 		return nil, fmt.Errorf("%w: body of %d octets at offset %d", ErrSKLength, len(msg)-body, body)
 	}
-	nonce := a.nonce(msg[body : body+8])
-	out, err := a.aead.Open(dst, nonce[:], msg[body+8:], msg[:body])
+	out, err := a.aead.Open(dst, a.nonceFor(msg[body:body+8]), msg[body+8:], msg[:body])
 	if err != nil {
 		return nil, ErrIntegrity
 	}
