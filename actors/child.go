@@ -1,0 +1,280 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/cygnet-ipsec/cygnet/actors/actorkit"
+	"github.com/cygnet-ipsec/cygnet/actors/ike"
+	"github.com/cygnet-ipsec/cygnet/actors/telemetry"
+	"github.com/cygnet-ipsec/cygnet/actors/telemetry/logfield"
+	"github.com/cygnet-ipsec/cygnet/kernel"
+)
+
+// The child actor owns one Child SA's kernel state (DESIGN.md, "The actor tree"):
+//
+//   - Its first message, installChild, puts the Child SA into the kernel: the inbound
+//     SA, the outbound SA, then — for the first Child SA of a lineage — the policies in,
+//     out and fwd (RFC 4301 §4.4.1), all tagged with the lineage's reqid and owned by
+//     (family, Child SA ref). It reports ike.ChildInstalled or ike.ChildInstallFailed
+//     to its family, rolling back what it installed on failure. It never stops itself:
+//     the family stops it, so that the family can tell a requested stop from a death.
+//   - On Stopping, for whatever reason (RemoveChild, kill, panic, its family stopping),
+//     it removes what it installed, idempotently. The lineage's policies go with the
+//     last Child SA that holds them (a rekeyed successor keeps them).
+//   - Kernel expiry events for its SAs reach it through its family; it relays them as
+//     ike.ChildExpired while it is installed.
+//
+// Kernel calls block only this actor's turn (DESIGN.md: netlink calls happen in child
+// actors, never in the manager).
+
+// lineage is what successive Child SAs of one rekey chain share (RFC 7296 §2.8): the
+// reqid that ties their SAs to the policies, and the policies themselves, installed by
+// the first and removed by the last holder.
+type lineage struct {
+	reqid kernel.Reqid
+
+	mu       sync.Mutex
+	holders  int
+	policies []kernel.PolicyID // installed
+}
+
+func (l *lineage) acquire() {
+	l.mu.Lock()
+	l.holders++
+	l.mu.Unlock()
+}
+
+// installChild is the child actor's first message.
+type installChild struct {
+	family  kernel.FamilyID
+	sa      ike.ChildSA // keys are the child's own copy, wiped after install
+	lineage *lineage
+	conn    string
+}
+
+// kernelExpired is a kernel expiry event for one of the child's SAs.
+type kernelExpired struct{ hard bool }
+
+// chaosPanic makes the receiving actor panic (debug kill with a panic).
+type chaosPanic struct{}
+
+type child struct {
+	actorkit.Guard
+	t      *tree
+	family kernel.FamilyID
+
+	ref       ike.ChildRef
+	name      string
+	conn      string
+	lin       *lineage
+	in, out   kernel.SAID
+	installed bool // both SAs are in and the family was told
+	hasIn     bool
+	hasOut    bool
+	holds     bool // holds a lineage reference
+}
+
+func newChildProducer(t *tree) actor.Producer {
+	return func() actor.Actor { return &child{t: t} }
+}
+
+func (c *child) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *installChild:
+		c.install(ctx, m)
+	case kernelExpired:
+		if c.installed {
+			ctx.Send(ctx.Parent(), ike.ChildExpired{Ref: c.ref, Hard: m.hard})
+		}
+	case chaosPanic:
+		panic(fmt.Sprintf("chaos: child %v panics on request", c.ref))
+	case *actor.Stopping:
+		c.remove()
+	case *actor.Stopped:
+		c.t.rec.ActorStopped(telemetry.ActorChild, telemetry.StopNormal)
+	}
+}
+
+func (c *child) install(ctx actor.Context, m *installChild) {
+	sa := &m.sa
+	c.ref, c.name, c.conn, c.lin, c.holds, c.family = sa.Ref, sa.Name, m.conn, m.lineage, true, m.family
+	err := c.installSAs(sa)
+	wipe(sa)
+	if err != nil {
+		c.logger().Warn("child SA install failed; the Child SA fails alone", zap.Error(err))
+		c.rollback()
+		ctx.Send(ctx.Parent(), ike.ChildInstallFailed{Ref: c.ref, Err: err})
+		return
+	}
+	c.installed = true
+	c.t.rec.ChildSAInstalled(c.conn)
+	ctx.Send(ctx.Parent(), ike.ChildInstalled{Ref: c.ref})
+}
+
+func (c *child) installSAs(sa *ike.ChildSA) error {
+	c.lin.mu.Lock()
+	withPolicies := c.lin.policies == nil
+	c.lin.mu.Unlock()
+	plan, err := planChild(c.family, sa, c.lin.reqid, withPolicies)
+	if err != nil {
+		return fmt.Errorf("install child %v: %w", sa, err)
+	}
+	c.in, c.out = plan.in.ID(), plan.out.ID()
+	if err := c.addSA(plan.in); err != nil {
+		return err
+	}
+	c.hasIn = true
+	if err := c.addSA(plan.out); err != nil {
+		return err
+	}
+	c.hasOut = true
+	if !withPolicies {
+		return nil
+	}
+	c.lin.mu.Lock()
+	defer c.lin.mu.Unlock()
+	if c.lin.policies != nil {
+		return nil // a sibling of the lineage installed them meanwhile
+	}
+	var ids []kernel.PolicyID
+	for i := range plan.policies {
+		p := &plan.policies[i]
+		ctx, cancel := c.t.kctx()
+		start := time.Now()
+		var err error
+		if _, trapped := c.t.traps.policy(p.ID()); trapped {
+			// The Child SA's policy takes the trap's place (trap.go).
+			err = c.t.kernel.UpdatePolicy(ctx, *p)
+		} else {
+			err = c.t.kernel.AddPolicy(ctx, *p)
+		}
+		cancel()
+		c.t.kernelOp(telemetry.KernelAddPolicy, start, err)
+		if err != nil {
+			c.deletePolicies(ids)
+			return fmt.Errorf("install child %v: %w", sa.Ref, err)
+		}
+		ids = append(ids, p.ID())
+	}
+	c.lin.policies = ids
+	return nil
+}
+
+func (c *child) addSA(sa kernel.SA) error {
+	ctx, cancel := c.t.kctx()
+	defer cancel()
+	start := time.Now()
+	err := c.t.kernel.AddSA(ctx, sa)
+	c.t.kernelOp(telemetry.KernelAddSA, start, err)
+	if err != nil {
+		return fmt.Errorf("install child %v: %w", c.ref, err)
+	}
+	return nil
+}
+
+// rollback removes the SAs a failed install put in and gives up the lineage reference.
+func (c *child) rollback() {
+	c.removeSAs()
+	c.release()
+}
+
+// remove is the Stopping handler: everything this Child SA put in the kernel goes.
+func (c *child) remove() {
+	if c.lin == nil {
+		return // stopped before its install message
+	}
+	c.removeSAs()
+	c.release()
+	if c.installed {
+		c.installed = false
+		c.t.rec.ChildSARemoved(c.conn)
+	}
+}
+
+func (c *child) removeSAs() {
+	for _, s := range []struct {
+		id  kernel.SAID
+		has *bool
+	}{{c.out, &c.hasOut}, {c.in, &c.hasIn}} {
+		if !*s.has {
+			continue
+		}
+		ctx, cancel := c.t.kctx()
+		start := time.Now()
+		err := c.t.kernel.DeleteSA(ctx, s.id)
+		cancel()
+		c.t.kernelOp(telemetry.KernelDeleteSA, start, err)
+		if err != nil && !errors.Is(err, kernel.ErrNotFound) {
+			// The family's DeleteOwned is the safety net.
+			c.logger().Warn("removing child SA failed", zap.Stringer("sa", s.id), zap.Error(err))
+		}
+		*s.has = false
+	}
+}
+
+// release gives up the lineage reference; the last holder removes the policies.
+func (c *child) release() {
+	if !c.holds {
+		return
+	}
+	c.holds = false
+	c.lin.mu.Lock()
+	defer c.lin.mu.Unlock()
+	c.lin.holders--
+	if c.lin.holders > 0 || c.lin.policies == nil {
+		return
+	}
+	c.deletePolicies(c.lin.policies)
+	c.lin.policies = nil
+}
+
+func (c *child) deletePolicies(ids []kernel.PolicyID) {
+	for _, id := range ids {
+		ctx, cancel := c.t.kctx()
+		start := time.Now()
+		var err error
+		if trap, ok := c.t.traps.policy(id); ok {
+			err = c.t.kernel.UpdatePolicy(ctx, trap) // put the trap back
+		} else {
+			err = c.t.kernel.DeletePolicy(ctx, id)
+		}
+		cancel()
+		c.t.kernelOp(telemetry.KernelDeletePolicy, start, err)
+		if err != nil && !errors.Is(err, kernel.ErrNotFound) {
+			c.logger().Warn("removing policy failed", zap.Stringer("policy", id), zap.Error(err))
+		}
+	}
+}
+
+// logger returns the child's logger; it is built only when a line is written, so that
+// an idle child holds no logger.
+func (c *child) logger() *zap.Logger {
+	fields := append([]zap.Field{logfield.Conn(c.conn), logfield.Child(c.name), zap.Stringer("ref", c.ref),
+		zap.Uint64("family", uint64(c.family))}, logfield.ChildSPIs(uint32(c.in.SPI), uint32(c.out.SPI))...)
+	return c.t.log.With(fields...)
+}
+
+// wipe clears the key material of a Child SA description.
+func wipe(sa *ike.ChildSA) {
+	for _, k := range [][]byte{sa.Inbound.EncrKey, sa.Inbound.IntegKey, sa.Outbound.EncrKey, sa.Outbound.IntegKey} {
+		clear(k)
+	}
+}
+
+// cloneKeys gives sa its own copy of the key material (the core's buffers are only
+// valid until its next Step).
+func cloneKeys(sa *ike.ChildSA) {
+	for _, k := range []*[]byte{&sa.Inbound.EncrKey, &sa.Inbound.IntegKey, &sa.Outbound.EncrKey, &sa.Outbound.IntegKey} {
+		if len(*k) > 0 {
+			*k = append([]byte(nil), *k...)
+		}
+	}
+	sa.LocalTS = append([]ike.TrafficSelector(nil), sa.LocalTS...)
+	sa.RemoteTS = append([]ike.TrafficSelector(nil), sa.RemoteTS...)
+}

@@ -1,0 +1,152 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/cygnet-ipsec/cygnet/actors/ike"
+	"github.com/cygnet-ipsec/cygnet/kernel"
+)
+
+// Trap policies (swanctl start_action = trap): an outbound policy per child whose
+// template has no SA, so that matching traffic makes the kernel send an acquire
+// (kernel.EventAcquire) and the manager initiates the child. When the Child SA is
+// installed, its outbound policy replaces the trap (same direction and selector, the
+// Child SA's reqid); when the last Child SA of that lineage goes, the trap is put back.
+
+// trapFamily owns the trap policies in the kernel's owner index.
+const trapFamily kernel.FamilyID = 1 << 62
+
+type trap struct {
+	conn, child string
+	policy      kernel.Policy
+}
+
+// trapTable is shared by the manager (acquire lookups), the child actors (replacing a
+// trap and restoring it) and the API (installing traps).
+type trapTable struct {
+	mu       sync.RWMutex
+	byReqid  map[kernel.Reqid]*trap
+	byPolicy map[kernel.PolicyID]*trap
+}
+
+func newTrapTable() *trapTable {
+	return &trapTable{byReqid: map[kernel.Reqid]*trap{}, byPolicy: map[kernel.PolicyID]*trap{}}
+}
+
+func (tt *trapTable) lookup(r kernel.Reqid) (trap, bool) {
+	tt.mu.RLock()
+	defer tt.mu.RUnlock()
+	t, ok := tt.byReqid[r]
+	if !ok {
+		return trap{}, false
+	}
+	return *t, true
+}
+
+func (tt *trapTable) policy(id kernel.PolicyID) (kernel.Policy, bool) {
+	if tt == nil {
+		return kernel.Policy{}, false
+	}
+	tt.mu.RLock()
+	defer tt.mu.RUnlock()
+	t, ok := tt.byPolicy[id]
+	if !ok {
+		return kernel.Policy{}, false
+	}
+	return t.policy, true
+}
+
+// install puts the trap policies of every trap child of conns into the kernel.
+func (tt *trapTable) install(ctx context.Context, k kernel.Kernel, conns []*ike.Connection) error {
+	var errs []error
+	for _, c := range conns {
+		cd := c.WithDefaults()
+		if len(cd.LocalAddrs) == 0 || len(cd.RemoteAddrs) == 0 {
+			continue
+		}
+		local, remote := cd.LocalAddrs[0].Unmap(), cd.RemoteAddrs[0].Unmap()
+		for _, ch := range cd.Children {
+			if ch.StartAction != ike.ActionTrap {
+				continue
+			}
+			if err := tt.installChild(ctx, k, cd.Name, &ch, local, remote); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (tt *trapTable) installChild(ctx context.Context, k kernel.Kernel, conn string, ch *ike.ChildConfig, local, remote netip.Addr) error {
+	reqid, err := k.AllocReqid()
+	if err != nil {
+		return fmt.Errorf("trap %s/%s: %w", conn, ch.Name, err)
+	}
+	lts, rts := ch.LocalTS, ch.RemoteTS
+	if len(lts) == 0 {
+		lts = []ike.TrafficSelector{ike.TSFromPrefix(netip.PrefixFrom(local, local.BitLen()))}
+	}
+	if len(rts) == 0 {
+		rts = []ike.TrafficSelector{ike.TSFromPrefix(netip.PrefixFrom(remote, remote.BitLen()))}
+	}
+	mode := kernel.ModeTunnel
+	if ch.Mode == ike.ModeTransport {
+		mode = kernel.ModeTransport
+	}
+	for _, l := range lts {
+		ls, err := tsSelectors(l)
+		if err != nil {
+			return fmt.Errorf("trap %s/%s: %w", conn, ch.Name, err)
+		}
+		for _, r := range rts {
+			rs, err := tsSelectors(r)
+			if err != nil {
+				return fmt.Errorf("trap %s/%s: %w", conn, ch.Name, err)
+			}
+			for _, a := range ls {
+				for _, b := range rs {
+					if a.prefix.Addr().Is4() != b.prefix.Addr().Is4() {
+						continue
+					}
+					proto := max(a.proto, b.proto)
+					tmpl := kernel.Template{Mode: mode, Reqid: reqid}
+					if mode == kernel.ModeTunnel {
+						tmpl.Src, tmpl.Dst = local, remote
+					}
+					p := kernel.Policy{
+						Dir:      kernel.DirOut,
+						Selector: kernel.Selector{Src: a.prefix, Dst: b.prefix, Proto: proto, SrcPort: a.port, DstPort: b.port},
+						// Traps lose against any Child SA policy of the same traffic.
+						Priority: policyPriority(a.prefix, b.prefix, proto, a.port, b.port) + 0x10000,
+						Template: tmpl,
+						Owner:    kernel.Owner{Family: trapFamily},
+					}
+					if err := k.AddPolicy(ctx, p); err != nil {
+						return fmt.Errorf("trap %s/%s: %w", conn, ch.Name, err)
+					}
+					t := &trap{conn: conn, child: ch.Name, policy: p}
+					tt.mu.Lock()
+					tt.byReqid[reqid] = t
+					tt.byPolicy[p.ID()] = t
+					tt.mu.Unlock()
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// remove deletes every trap policy (shutdown).
+func (tt *trapTable) remove(ctx context.Context, k kernel.Kernel) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	for id := range tt.byPolicy {
+		_ = k.DeletePolicy(ctx, id)
+		delete(tt.byPolicy, id)
+	}
+	clear(tt.byReqid)
+}

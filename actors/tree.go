@@ -1,0 +1,106 @@
+package actors
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/cygnet-ipsec/cygnet/actors/actorkit"
+	"github.com/cygnet-ipsec/cygnet/actors/ike"
+	"github.com/cygnet-ipsec/cygnet/actors/telemetry"
+	"github.com/cygnet-ipsec/cygnet/actors/workpool"
+	"github.com/cygnet-ipsec/cygnet/kernel"
+)
+
+// sender is what the shells need of the UDP layer (*sockets.Set); tests substitute it.
+type sender interface {
+	Send(local, remote netip.AddrPort, msg []byte) error
+	KeepAlive(local, remote netip.AddrPort)
+	StopKeepAlive(local, remote netip.AddrPort)
+}
+
+// core is what the family shell needs of the protocol core; *ike.Family is one.
+type core interface {
+	Step(now time.Time, ev ike.Event) []ike.Effect
+	Snapshot() ike.Snapshot
+}
+
+// coreFactory builds cores. The default uses package ike; shell tests script their own.
+type coreFactory interface {
+	NewInitiator(cfg *ike.Connection, env ike.Env, opts ike.Options) (core, error)
+	NewResponder(now time.Time, candidates []*ike.Connection, env ike.Env, opts ike.Options, first ike.PacketReceived) (core, []ike.Effect, error)
+}
+
+type ikeCores struct{}
+
+func (ikeCores) NewInitiator(cfg *ike.Connection, env ike.Env, opts ike.Options) (core, error) {
+	f, err := ike.NewInitiator(cfg, env, opts)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (ikeCores) NewResponder(now time.Time, candidates []*ike.Connection, env ike.Env, opts ike.Options, first ike.PacketReceived) (core, []ike.Effect, error) {
+	f, effs, err := ike.NewResponder(now, candidates, env, opts, first)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, effs, nil
+}
+
+// tree holds what every actor of one daemon shares. It is read-only after New, apart
+// from the concurrent structures it points to.
+type tree struct {
+	sys     *actor.ActorSystem
+	kernel  kernel.Kernel
+	socks   sender
+	pool    *workpool.Pool
+	log     *zap.Logger
+	rec     telemetry.Recorder
+	now     func() time.Time
+	cores   coreFactory
+	ikeOpts ike.Options
+	routes  *router
+	reg     *registry
+	events  *eventHub
+	traps   *trapTable
+	hooks   actorkit.Hooks
+
+	familyProps, childProps *actor.Props
+
+	kernelTimeout time.Duration
+	familyQueue   int32
+	shutdownGrace time.Duration
+	workRetry     time.Duration
+}
+
+// kctx is the context of one kernel call.
+func (t *tree) kctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), t.kernelTimeout)
+}
+
+// kernelOp times one kernel call for the metrics.
+func (t *tree) kernelOp(op telemetry.KernelOp, start time.Time, err error) {
+	r := telemetry.ResultOK
+	if err != nil {
+		r = telemetry.ResultError
+	}
+	t.rec.KernelOp(op, r, time.Since(start))
+}
+
+// hooks adapts actorkit's counters to the Recorder.
+type recorderHooks struct{ rec telemetry.Recorder }
+
+// Panicked: the middleware logs it at error level; the Recorder has no counter for a
+// panic in a lifecycle handler (the actor's stop is counted as usual).
+func (h recorderHooks) Panicked(kind, phase string) {}
+
+func (h recorderHooks) Refused(kind string) {
+	if kind == string(telemetry.ActorFamily) {
+		h.rec.PacketDropped(telemetry.DropFamilyStopping)
+	}
+}
