@@ -24,6 +24,10 @@ type Effect interface {
 type SendDatagram struct {
 	Local, Remote netip.AddrPort
 	Data          []byte
+	// Summary describes the message for logs and the simulator, e.g.
+	// "CREATE_CHILD_SA request 3 [ N(REKEY_SA) SA No TSi TSr ]" (fragments add
+	// " frag 2/3"; retransmissions are the same value).
+	Summary string
 }
 
 // InstallChild: put the Child SA into the kernel (both SAs and, unless SA.Replaces is
@@ -307,6 +311,9 @@ type IKEInfo struct {
 	State              IKEState
 	EstablishedAt      time.Time
 	RekeyAt, ExpiresAt time.Time
+	// NextMsgIDOut is the message ID of our next request, NextMsgIDIn the one we
+	// expect of the peer's next request (RFC 7296 §2.3). Neither ever goes backwards.
+	NextMsgIDOut, NextMsgIDIn uint32
 }
 
 func (i IKEInfo) String() string {
