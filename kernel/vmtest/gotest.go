@@ -141,7 +141,7 @@ func ParseGoTestOutput(out string) []TestResult {
 			cur = i
 			continue
 		}
-		if cur >= 0 && line != "" {
+		if cur >= 0 && line != "" && !summaryLine(line) {
 			appendLine(cur, line)
 		}
 	}
@@ -151,6 +151,12 @@ func ParseGoTestOutput(out string) []TestResult {
 		}
 	}
 	return results
+}
+
+// summaryLine reports the binary's closing lines: PASS, FAIL, and go test's "ok" and
+// "FAIL" package lines.
+func summaryLine(line string) bool {
+	return line == "PASS" || line == "FAIL" || strings.HasPrefix(line, "ok  \t") || strings.HasPrefix(line, "FAIL\t")
 }
 
 // framing parses "=== RUN   TestName" style lines.

@@ -105,6 +105,19 @@ func decompressWith(tool string, in []byte, debPkg string, args ...string) ([]by
 	return out.Bytes(), nil
 }
 
+// loadModule reads a module file and the dependencies its .modinfo lists.
+func loadModule(path string) ([]byte, []string, error) {
+	ko, err := readModule(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	deps, err := moduleDepends(ko)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return ko, deps, nil
+}
+
 // moduleDepends reads the "depends=" entry of a module's .modinfo section.
 func moduleDepends(ko []byte) ([]string, error) {
 	f, err := elf.NewFile(bytes.NewReader(ko))
@@ -136,8 +149,8 @@ func moduleDepends(ko []byte) ([]string, error) {
 // moduleOrder resolves the wanted modules against the index and returns an insmod order
 // in which every module comes after the modules its modinfo depends on, keeping the
 // wanted order otherwise. Modules built into the kernel (listed in builtin) are dropped.
-// load returns a module's uncompressed bytes.
-func moduleOrder(wanted []string, idx map[string]string, builtin map[string]bool, load func(string) ([]byte, error)) ([]string, map[string][]byte, error) {
+// load returns a module file's uncompressed bytes and its dependencies (loadModule).
+func moduleOrder(wanted []string, idx map[string]string, builtin map[string]bool, load func(path string) (ko []byte, deps []string, err error)) ([]string, map[string][]byte, error) {
 	var order []string
 	blobs := make(map[string][]byte)
 	state := make(map[string]int) // 1 visiting, 2 done
@@ -159,11 +172,7 @@ func moduleOrder(wanted []string, idx map[string]string, builtin map[string]bool
 			return fmt.Errorf("module %s not found in the kernel package (wanted by %s)", name, strings.Join(append(chain, name), " → "))
 		}
 		state[name] = 1
-		ko, err := load(path)
-		if err != nil {
-			return fmt.Errorf("read module %s: %w", name, err)
-		}
-		deps, err := moduleDepends(ko)
+		ko, deps, err := load(path)
 		if err != nil {
 			return fmt.Errorf("module %s: %w", name, err)
 		}
