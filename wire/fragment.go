@@ -82,7 +82,8 @@ func fragmentChain(h Header, next PayloadType, chain []byte, c SKCipher, maxSize
 		if i == 0 {
 			fnext = next
 		}
-		fields := appendU16(appendU16(make([]byte, 0, 4), uint16(i+1)), uint16(n))
+		var fieldsBuf [4]byte
+		fields := appendU16(appendU16(fieldsBuf[:0], uint16(i+1)), uint16(n))
 		start := len(buf)
 		var err error
 		if buf, err = seal(buf, h, PayloadSKF, fnext, fields, plain, c, iv); err != nil {
@@ -231,7 +232,7 @@ func (r *Reassembler) Add(m *Message, c SKCipher) (bool, error) {
 	for _, s := range r.spans {
 		r.whole = append(r.whole, r.buf[s.off:s.off+s.n]...)
 	}
-	m.Inner, err = decodeChain(make([]Payload, 0, 8), r.next, r.whole, 0, false)
+	m.Inner, err = decodeChain(m.Inner[:0], r.next, r.whole, 0, false)
 	if err != nil {
 		m.Inner = nil
 	}

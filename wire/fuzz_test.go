@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -324,7 +323,7 @@ func FuzzReassemble(f *testing.F) {
 			}
 		}
 		if !forged && len(seen) == len(msgs) && !r.Complete() {
-			t.Fatal(fmt.Sprintf("all %d fragments accepted but not complete", len(msgs)))
+			t.Fatalf("all %d fragments accepted but not complete", len(msgs))
 		}
 	})
 }

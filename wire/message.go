@@ -114,7 +114,8 @@ func DecodeMessage(b []byte) (*Message, error) {
 }
 
 // Decode decodes the header and the outer payload chain of b (RFC 7296 §3.1, §3.2),
-// reusing m's slices. Nothing is copied: m keeps b, and payload fields point into it.
+// reusing the backing arrays of m.Payloads and m.Inner (values taken from them before
+// are overwritten) and emptying m.Inner. Nothing is copied: m keeps b, and payload fields point into it.
 //
 // Syntax is checked (lengths, counts, substructure framing, SK/SKF last); meanings are
 // not (call Verify). Errors are *DecodeError. Header problems answer as DecodeHeader
@@ -123,7 +124,7 @@ func DecodeMessage(b []byte) (*Message, error) {
 // exchange nothing outside SK is authenticated, so they answer AnswerDrop. When an error
 // comes from the payloads, m.Header is valid.
 func (m *Message) Decode(b []byte) error {
-	m.raw, m.Payloads, m.Inner = nil, m.Payloads[:0], nil
+	m.raw, m.Payloads, m.Inner = nil, m.Payloads[:0], m.Inner[:0]
 	h, err := DecodeHeader(b)
 	m.Header = h
 	if err != nil {
@@ -156,10 +157,10 @@ func (m *Message) Protected() Payload {
 }
 
 // Verify runs the meaning checks (Verifier) of the payloads the message carries: Inner
-// when the message was opened, Payloads otherwise.
+// for a protected message (empty until Open or reassembly filled it), Payloads otherwise.
 func (m *Message) Verify() error {
 	ps := m.Payloads
-	if m.Inner != nil || m.Protected() != nil {
+	if m.Protected() != nil {
 		ps = m.Inner
 	}
 	return VerifyPayloads(ps)

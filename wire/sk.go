@@ -163,8 +163,9 @@ func seal(dst []byte, h Header, pt, next PayloadType, fragFields []byte, plain [
 }
 
 // Open checks and decrypts the SK payload of a decoded message, strips the padding and
-// decodes the inner chain into m.Inner. The plaintext is appended to dst and returned;
-// m.Inner points into it, so the caller owns it as long as it uses m.Inner.
+// decodes the inner chain into m.Inner (reusing its backing array). The plaintext is
+// appended to dst and returned; m.Inner points into it, so the caller keeps it unchanged
+// as long as it uses m.Inner.
 //
 // An integrity failure, or an SK body too short for IV and ICV, is AnswerDrop. Anything
 // wrong after integrity passed (pad length beyond the plaintext, a malformed inner chain)
@@ -173,6 +174,7 @@ func seal(dst []byte, h Header, pt, next PayloadType, fragFields []byte, plain [
 // §2.21.2). A message whose last payload is SKF is not opened here: give it to a
 // Reassembler.
 func (m *Message) Open(dst []byte, c SKCipher) ([]byte, error) {
+	inner := m.Inner[:0]
 	m.Inner = nil
 	sk, ok := m.Protected().(*EncryptedPayload)
 	if !ok || m.raw == nil {
@@ -183,7 +185,7 @@ func (m *Message) Open(dst []byte, c SKCipher) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	inner, err := decodeChain(make([]Payload, 0, 8), sk.NextPayload, plain[start:], 0, false)
+	inner, err = decodeChain(inner, sk.NextPayload, plain[start:], 0, false)
 	if err != nil {
 		return plain, err
 	}
