@@ -25,6 +25,10 @@ type decoder struct {
 	// badID holds the paths of local/remote sections whose id was wrong or missing (so
 	// the PSK check does not repeat the error).
 	badID map[string]bool
+	// mergeDepth, merged and mergeFailed bound << merges (see maxMergeDepth).
+	mergeDepth  int
+	merged      int
+	mergeFailed bool
 }
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
@@ -137,7 +141,26 @@ func (d *decoder) entries(n *yaml.Node, path string) ([]entry, bool) {
 	return out, true
 }
 
+// maxMergeDepth bounds nested << merges; mergeBudget bounds the entries they copy.
+// Together they stop self-referencing anchors and "billion laughs" files.
+const (
+	maxMergeDepth = 8
+	mergeBudget   = 100000
+)
+
 func (d *decoder) mergeSources(v *yaml.Node, path string) []entry {
+	if d.mergeFailed {
+		return nil
+	}
+	d.mergeDepth++
+	defer func() { d.mergeDepth-- }()
+	if d.mergeDepth > maxMergeDepth {
+		if !d.mergeFailed {
+			d.errorf(v.Line, path, "<< merges nest more than %d deep (does an anchor merge itself?)", maxMergeDepth)
+		}
+		d.mergeFailed = true
+		return nil
+	}
 	v = resolve(v)
 	var srcs []*yaml.Node
 	if v.Kind == yaml.SequenceNode {
@@ -152,6 +175,14 @@ func (d *decoder) mergeSources(v *yaml.Node, path string) []entry {
 			continue
 		}
 		es, _ := d.entries(s, path)
+		d.merged += len(es)
+		if d.merged > mergeBudget {
+			if !d.mergeFailed {
+				d.errorf(v.Line, path, "<< merges expand to more than %d keys", mergeBudget)
+			}
+			d.mergeFailed = true
+			return nil
+		}
 		out = append(out, es...)
 	}
 	return out

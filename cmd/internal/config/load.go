@@ -375,6 +375,9 @@ func (d *decoder) connection(name string, n *yaml.Node, path string) *Connection
 	}
 	if !given["rand_time"] {
 		c.RandTime = c.OverTime
+		if c.RekeyTime > 0 && c.RandTime >= c.RekeyTime {
+			c.RandTime = c.RekeyTime / 10 // a derived default never makes the file invalid
+		}
 	}
 	if c.RekeyTime > 0 && c.RandTime >= c.RekeyTime {
 		d.errAt(join(path, "rand_time"), "must be less than rekey_time (%v), got %v", fmtDur(c.RekeyTime), fmtDur(c.RandTime))
@@ -577,6 +580,9 @@ func (d *decoder) child(name string, n *yaml.Node, path string) *Child {
 	}
 	if !given["rand_time"] && c.LifeTime > c.RekeyTime {
 		c.RandTime = c.LifeTime - c.RekeyTime
+		if c.RandTime >= c.RekeyTime {
+			c.RandTime = c.RekeyTime / 10 // a derived default never makes the file invalid
+		}
 	}
 	if c.RekeyTime > 0 && c.LifeTime <= c.RekeyTime {
 		d.errAt(join(path, "life_time"), "must be greater than rekey_time (%v), got %v", fmtDur(c.RekeyTime), fmtDur(c.LifeTime))
