@@ -448,3 +448,32 @@ func (p *Policy) Describe() string {
 	}
 	return s + " reqid " + p.Template.Reqid.String()
 }
+
+// Equal reports whether sa and o are the same in every field (keys included).
+func (sa *SA) Equal(o *SA) bool {
+	if (sa.Encap == nil) != (o.Encap == nil) || (sa.Encap != nil && *sa.Encap != *o.Encap) {
+		return false
+	}
+	return sa.Src == o.Src && sa.Dst == o.Dst && sa.SPI == o.SPI && sa.Mode == o.Mode &&
+		sa.Reqid == o.Reqid && sa.Owner == o.Owner && sa.Encr == o.Encr &&
+		string(sa.EncrKey) == string(o.EncrKey) && sa.Integ == o.Integ &&
+		string(sa.IntegKey) == string(o.IntegKey) && sa.ESN == o.ESN &&
+		sa.ReplayWindow == o.ReplayWindow && sa.Limits == o.Limits && sa.Selector == o.Selector
+}
+
+// CheckUpdate enforces UpdateSA's rule on an update of the installed SA: only the UDP
+// encapsulation ports and the limits may change (Owner is ignored). The error wraps
+// ErrInvalid.
+func CheckUpdate(installed, upd *SA) error {
+	a, b := installed.Clone(), upd.Clone()
+	a.Owner, b.Owner = Owner{}, Owner{}
+	a.Limits, b.Limits = Limits{}, Limits{}
+	if (a.Encap == nil) != (b.Encap == nil) {
+		return fmt.Errorf("%w: UDP encapsulation cannot be switched on or off", ErrInvalid)
+	}
+	a.Encap, b.Encap = nil, nil
+	if !a.Equal(&b) {
+		return fmt.Errorf("%w: only encapsulation ports and limits can change", ErrInvalid)
+	}
+	return nil
+}

@@ -55,6 +55,7 @@ type tables struct {
 	now        time.Time
 	acqExpires time.Duration
 	sas        map[kernel.SAID]*saEntry
+	spis       map[kernel.SPI]int // SAs using each SPI, any destination
 	policies   map[kernel.PolicyID]*policyEntry
 	nextSPI    kernel.SPI
 	indexGen   uint32
@@ -96,6 +97,7 @@ func New(opts Options) *Kernel {
 		now:        opts.Now,
 		acqExpires: opts.AcqExpires,
 		sas:        make(map[kernel.SAID]*saEntry),
+		spis:       make(map[kernel.SPI]int),
 		policies:   make(map[kernel.PolicyID]*policyEntry),
 		nextSPI:    opts.FirstSPI,
 		acquires:   make(map[uint32]time.Time),
@@ -173,7 +175,8 @@ func (k *Kernel) AllocReqid() (kernel.Reqid, error) {
 }
 
 // AllocSPI implements kernel.Kernel. SPIs follow one sequence for all destinations,
-// starting at Options.FirstSPI, skipping SPIs in use for the destination.
+// starting at Options.FirstSPI, skipping SPIs that any SA uses (as Linux does since
+// 6.x; older kernels only kept SPIs unique per destination).
 func (k *Kernel) AllocSPI(ctx context.Context, req kernel.SPIRequest) (kernel.SPI, error) {
 	if err := req.Validate(); err != nil {
 		return 0, fmt.Errorf("allocate SPI %s: %w", req.Describe(), err)
@@ -196,7 +199,7 @@ func (k *Kernel) AllocSPI(ctx context.Context, req kernel.SPIRequest) (kernel.SP
 		if tries == 0 {
 			return 0, fmt.Errorf("allocate SPI %s: %w", req.Describe(), kernel.ErrSPIExhausted)
 		}
-		if _, used := t.sas[kernel.SAID{Dst: req.Dst, SPI: spi}]; !used {
+		if t.spis[spi] == 0 {
 			break
 		}
 		if spi == hi {
@@ -207,13 +210,33 @@ func (k *Kernel) AllocSPI(ctx context.Context, req kernel.SPIRequest) (kernel.SP
 	}
 	t.nextSPI = spi + 1
 	id := kernel.SAID{Dst: req.Dst, SPI: spi}
-	t.sas[id] = &saEntry{
+	t.putSA(&saEntry{
 		sa:     kernel.SA{Src: req.Src, Dst: req.Dst, SPI: spi, Mode: req.Mode, Reqid: req.Reqid},
 		larval: true,
 		added:  t.now,
-	}
+	})
 	k.index.PutSA(id, owners.SAInfo{Owner: req.Owner, Reqid: req.Reqid, Larval: true})
 	return spi, nil
+}
+
+// putSA adds or replaces an SA. Called with t.mu held.
+func (t *tables) putSA(e *saEntry) {
+	id := e.sa.ID()
+	if _, ok := t.sas[id]; !ok {
+		t.spis[id.SPI]++
+	}
+	t.sas[id] = e
+}
+
+// delSA removes an SA. Called with t.mu held.
+func (t *tables) delSA(id kernel.SAID) {
+	if _, ok := t.sas[id]; !ok {
+		return
+	}
+	delete(t.sas, id)
+	if t.spis[id.SPI]--; t.spis[id.SPI] <= 0 {
+		delete(t.spis, id.SPI)
+	}
 }
 
 // installFault reports an injected fault for an install of spi (0 for policies).
@@ -255,7 +278,7 @@ func (t *tables) addSA(sa kernel.SA) error {
 	}
 	sa = sa.Clone()
 	sa.Owner = kernel.Owner{}
-	t.sas[id] = &saEntry{sa: sa, added: t.now}
+	t.putSA(&saEntry{sa: sa, added: t.now})
 	// An SA for a trap policy's reqid ends the pending acquires: the next packet uses it.
 	for _, pe := range t.policies {
 		if pe.p.Template.Reqid == sa.Reqid {
@@ -281,7 +304,7 @@ func (k *Kernel) UpdateSA(ctx context.Context, sa kernel.SA) error {
 	if !ok || e.larval {
 		return fmt.Errorf("update SA %s: %w", sa.Describe(), kernel.ErrNotFound)
 	}
-	if err := checkUpdate(&e.sa, &sa); err != nil {
+	if err := kernel.CheckUpdate(&e.sa, &sa); err != nil {
 		return fmt.Errorf("update SA %s: %w", sa.Describe(), err)
 	}
 	if sa.Encap != nil {
@@ -293,33 +316,6 @@ func (k *Kernel) UpdateSA(ctx context.Context, sa kernel.SA) error {
 	return nil
 }
 
-// checkUpdate enforces UpdateSA's rule: only encapsulation ports and limits change.
-func checkUpdate(old, upd *kernel.SA) error {
-	a, b := old.Clone(), upd.Clone()
-	a.Owner, b.Owner = kernel.Owner{}, kernel.Owner{}
-	a.Limits, b.Limits = kernel.Limits{}, kernel.Limits{}
-	if (a.Encap == nil) != (b.Encap == nil) {
-		return fmt.Errorf("%w: UDP encapsulation cannot be switched on or off", kernel.ErrInvalid)
-	}
-	a.Encap, b.Encap = nil, nil
-	if !Equal(&a, &b) {
-		return fmt.Errorf("%w: only encapsulation ports and limits can change", kernel.ErrInvalid)
-	}
-	return nil
-}
-
-// Equal reports whether two SAs are the same in every field.
-func Equal(a, b *kernel.SA) bool {
-	if (a.Encap == nil) != (b.Encap == nil) || (a.Encap != nil && *a.Encap != *b.Encap) {
-		return false
-	}
-	return a.Src == b.Src && a.Dst == b.Dst && a.SPI == b.SPI && a.Mode == b.Mode &&
-		a.Reqid == b.Reqid && a.Owner == b.Owner && a.Encr == b.Encr &&
-		string(a.EncrKey) == string(b.EncrKey) && a.Integ == b.Integ &&
-		string(a.IntegKey) == string(b.IntegKey) && a.ESN == b.ESN &&
-		a.ReplayWindow == b.ReplayWindow && a.Limits == b.Limits && a.Selector == b.Selector
-}
-
 // DeleteSA implements kernel.Kernel.
 func (k *Kernel) DeleteSA(ctx context.Context, id kernel.SAID) error {
 	if err := k.lock(ctx); err != nil {
@@ -329,7 +325,7 @@ func (k *Kernel) DeleteSA(ctx context.Context, id kernel.SAID) error {
 	if _, ok := k.t.sas[id]; !ok {
 		return fmt.Errorf("delete SA %s: %w", id, kernel.ErrNotFound)
 	}
-	delete(k.t.sas, id)
+	k.t.delSA(id)
 	k.index.RemoveSA(id)
 	return nil
 }
@@ -484,7 +480,7 @@ func (k *Kernel) DeleteOwned(ctx context.Context, family kernel.FamilyID) error 
 	defer k.unlock()
 	sas, pols := k.index.Family(family)
 	for _, id := range sas {
-		delete(k.t.sas, id)
+		k.t.delSA(id)
 		k.index.RemoveSA(id)
 	}
 	for _, id := range pols {
@@ -506,7 +502,7 @@ func (k *Kernel) CleanupStale(ctx context.Context) (kernel.Cleanup, error) {
 	var c kernel.Cleanup
 	for id, e := range k.t.sas {
 		if _, ours := k.index.SA(id); e.sa.Reqid.Tagged() && !ours {
-			delete(k.t.sas, id)
+			k.t.delSA(id)
 			c.SAs++
 		}
 	}
@@ -637,7 +633,7 @@ func (k *Kernel) Advance(now time.Time) {
 		switch {
 		case e.larval:
 			if age >= t.acqExpires {
-				delete(t.sas, id)
+				t.delSA(id)
 				t.current.index.RemoveSA(id)
 			}
 		case e.sa.Limits.Hard.Time != 0 && age >= e.sa.Limits.Hard.Time:
@@ -660,7 +656,7 @@ func expireEvent(kind kernel.EventKind, e *saEntry) kernel.Event {
 
 // expireHard deletes an SA that reached a hard limit and reports it. Called with t.mu held.
 func (t *tables) expireHard(id kernel.SAID, e *saEntry) {
-	delete(t.sas, id)
+	t.delSA(id)
 	ev := expireEvent(kernel.EventHardExpire, e)
 	t.publish(ev) // before the index forgets the owner
 	t.current.index.RemoveSA(id)
