@@ -69,6 +69,16 @@ func TestInsideESPModulesLoaded(t *testing.T) {
 			t.Errorf("module %s not loaded", m)
 		}
 	}
+	// Every module /init was told to load is loaded.
+	order, err := os.ReadFile("/lib/modules/cygnet/order")
+	if err != nil {
+		t.Fatalf("read the module order: %v", err)
+	}
+	for _, m := range strings.Fields(string(order)) {
+		if !loaded[m] {
+			t.Errorf("module %s (in /lib/modules/cygnet/order) not loaded", m)
+		}
+	}
 	if _, err := os.Stat("/proc/net/xfrm_stat"); err != nil {
 		t.Errorf("/proc/net/xfrm_stat: %v", err)
 	}

@@ -80,6 +80,9 @@ func TestVM(t *testing.T) {
 	if r := res.Runs[2]; r.ExitCode != 128+9 || r.Output != "" {
 		t.Errorf("ash: exit %d, output %q; want 137 and no output", r.ExitCode, r.Output)
 	}
+	if strings.Contains(res.Console, "vmtest: insmod") {
+		t.Errorf("a module failed to load:\n%s", res.Console)
+	}
 	if !strings.Contains(res.Console, "Linux version") && !strings.Contains(res.Console, "reboot: Power down") {
 		t.Errorf("console does not look like a kernel log:\n%s", res.Console)
 	}
