@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -62,15 +63,22 @@ func CacheDir() (string, error) {
 }
 
 var (
-	resolveOnce    sync.Mutex
+	resolveMu      sync.Mutex
 	resolvedKernel string
 )
+
+// resolvedFile, under CacheDir(), remembers the last kernel package apt named, so that
+// every test process does not pay for `apt-cache` (~1 s) to learn it again.
+const resolvedFile = "resolved"
+
+// resolvedTTL is how long Run trusts resolvedFile. Prepare (vmprep) always asks apt.
+const resolvedTTL = 12 * time.Hour
 
 // Prepare fetches Debian's kernel package behind linux-image-amd64 and busybox-static
 // when they are not cached yet, extracts the ELF vmlinux and the modules, and builds the
 // base initramfs. It is idempotent and safe to call from several processes at once (a
 // lock file serialises the work); when everything is cached it costs one `apt-cache`
-// call. Progress is written to log, which may be nil.
+// call (Run skips even that when Prepare ran within the last 12 hours). Progress is written to log, which may be nil.
 //
 // The cache layout under CacheDir():
 //
@@ -79,6 +87,12 @@ var (
 //	<kernel version>/base-<hash>.cpio         busybox + modules + /init; hash of its inputs
 //	<kernel version>/base-<hash>.order        the module insmod order inside it
 func Prepare(ctx context.Context, log io.Writer) (*Assets, error) {
+	return prepare(ctx, log, false)
+}
+
+// prepare is Prepare; with trustResolved it takes the kernel package from a recent
+// resolvedFile instead of asking apt.
+func prepare(ctx context.Context, log io.Writer, trustResolved bool) (*Assets, error) {
 	if log == nil {
 		log = io.Discard
 	}
@@ -86,9 +100,20 @@ func Prepare(ctx context.Context, log io.Writer) (*Assets, error) {
 	if err != nil {
 		return nil, err
 	}
-	pkg, err := resolveKernelPackage(ctx, log)
-	if err != nil {
-		return nil, err
+	pkg := ""
+	if trustResolved {
+		pkg = recentResolution(root)
+	}
+	if pkg == "" {
+		if pkg, err = resolveKernelPackage(ctx, log); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return nil, fmt.Errorf("vmtest: create cache dir: %w", err)
+		}
+		if err := writeFileAtomic(filepath.Join(root, resolvedFile), []byte(pkg+"\n"), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	a := &Assets{KernelPackage: pkg, KernelVersion: strings.TrimPrefix(pkg, "linux-image-")}
 	kdir := filepath.Join(root, a.KernelVersion)
@@ -193,8 +218,8 @@ var dependsRE = regexp.MustCompile(`(?m)^\s*Depends:\s*(linux-image-[0-9][^\s]*)
 // depends on (e.g. linux-image-6.1.0-56-amd64). Missing package lists are fetched once
 // with apt-get update. The answer is remembered for the life of the process.
 func resolveKernelPackage(ctx context.Context, log io.Writer) (string, error) {
-	resolveOnce.Lock()
-	defer resolveOnce.Unlock()
+	resolveMu.Lock()
+	defer resolveMu.Unlock()
 	if resolvedKernel != "" {
 		return resolvedKernel, nil
 	}
@@ -219,6 +244,25 @@ func resolveKernelPackage(ctx context.Context, log io.Writer) (string, error) {
 			return "", fmt.Errorf("vmtest: apt-get update (needed to find %s): %w", kernelMetaPackage, err)
 		}
 	}
+}
+
+// recentResolution returns the kernel package recorded in resolvedFile if it was
+// written within resolvedTTL, else "".
+func recentResolution(root string) string {
+	path := filepath.Join(root, resolvedFile)
+	fi, err := os.Stat(path)
+	if err != nil || time.Since(fi.ModTime()) > resolvedTTL {
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	pkg := strings.TrimSpace(string(b))
+	if !dependsRE.MatchString("Depends: " + pkg) {
+		return ""
+	}
+	return pkg
 }
 
 // downloadPackage fetches pkg's .deb into dir with apt-get download unless a .deb of it

@@ -104,7 +104,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vmtest: qemu-system-x86_64 is missing; install the Debian package qemu-system-x86 (apt-get install qemu-system-x86, or run .ci/deps.sh): %w", err)
 	}
-	assets, err := Prepare(ctx, nil)
+	assets, err := prepare(ctx, nil, true)
 	if err != nil {
 		return nil, err
 	}
