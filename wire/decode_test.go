@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -462,5 +463,25 @@ func TestNonESPMarker(t *testing.T) {
 	}
 	if _, ok := StripNonESPMarker([]byte{0xff}); ok || !IsNATKeepalive([]byte{0xff}) {
 		t.Fatal("keepalive")
+	}
+}
+
+// TestDecodeAllocationBound: a 64 KiB SA payload of 8-octet proposals each claiming 255
+// transforms must be refused without allocating room for two million transforms.
+func TestDecodeAllocationBound(t *testing.T) {
+	body := make([]byte, 0, 0xfff0)
+	for len(body)+8 <= cap(body) {
+		body = append(body, 2, 0, 0, 8, 1, byte(ProtoESP), 0, 255)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var sa SAPayload
+	err := sa.decode(body, 0)
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("decoded proposals without their transforms")
+	}
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 4<<20 {
+		t.Fatalf("refusing %d octets allocated %d octets", len(body), grown)
 	}
 }

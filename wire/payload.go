@@ -111,8 +111,10 @@ func (p *SAPayload) decode(b []byte, base int) error {
 		nTrans += int(b[off+7])
 		off += int(plen)
 	}
+	// The counts are the peer's word: bound the capacity by what the octets can hold (8
+	// per transform) so that a small datagram cannot make us allocate megabytes.
 	props := make([]Proposal, 0, nProps)
-	trans := make([]Transform, 0, nTrans)
+	trans := make([]Transform, 0, min(nTrans, len(b)/8))
 	for off := 0; off < len(b); {
 		pstart := off
 		last, plen, num, proto := b[off], int(b[off+2])<<8|int(b[off+3]), b[off+4], b[off+5]
