@@ -8,13 +8,15 @@
 //   - Parse accepts strongSwan's keywords (src/libstrongswan/crypto/proposal/
 //     proposal_keywords_static.txt) for the algorithms cygnet implements, and applies
 //     strongSwan's normalisation (check_proposal in proposal.c): an IKE proposal without
-//     a PRF gets the PRFs matching its integrity algorithms, KE "none" is dropped from
-//     IKE proposals, integrity algorithms are dropped next to AEADs, an ESP proposal
+//     a PRF gets the PRFs matching its integrity algorithms (an AEAD one, which has
+//     none, gets prfsha256, prfsha384 and prfsha512: strongSwan refuses it instead),
+//     KE "none" is dropped from IKE proposals, integrity algorithms are dropped next to AEADs, an ESP proposal
 //     without ESN keyword gets "noesn", PRFs in ESP proposals are dropped. An unknown
 //     keyword, or a proposal strongSwan would refuse, is an error naming the token.
-//   - Proposals hold their transforms grouped by Transform Type in ascending type order
-//     (ENCR, PRF, INTEG, KE, ESN, ADDKE1…7), each type in preference order; this is
-//     what Parse returns and what Format expects. Format(Parse(s)) is canonical, and
+//   - Proposals hold their transforms grouped by Transform Type in strongSwan's order
+//     (ENCR, INTEG, PRF, KE, ESN, ADDKE1…7, see TypeOrder), each type in preference
+//     order, so an SA payload built from them matches charon's byte for byte; this is
+//     what Parse and Select return and what Format expects. Format(Parse(s)) is canonical, and
 //     Parse(Format(p)) == p for every p Parse can return.
 //   - Selection and checks never modify their arguments; results share no memory with
 //     them except SPI slices.
@@ -96,8 +98,33 @@ var integToPRF = map[wire.TransformID]wire.TransformID{
 	wire.IntegHMACSHA2_512_256: wire.PRFHMACSHA2_512,
 }
 
+// aeadDefaultPRFs are the PRFs an AEAD IKE proposal without PRF keyword gets: those of
+// strongSwan's default AEAD proposal, in its order.
+// strongSwan 5.9 and 6.0 themselves refuse such a proposal ("a PRF algorithm is
+// mandatory in IKE proposals"); cygnet accepts it so that "aes256gcm16-x25519" and
+// "aes256gcm16-x25519-ke1_mlkem768" mean what they say.
+var aeadDefaultPRFs = []wire.TransformID{wire.PRFHMACSHA2_256, wire.PRFHMACSHA2_384, wire.PRFHMACSHA2_512}
+
 func isAEAD(id wire.TransformID) bool {
 	return id == wire.EncrAESGCM16 || id == wire.EncrChaCha20Poly1305 || id == wire.EncrAESGCM8 || id == wire.EncrAESGCM12
+}
+
+// TypeOrder is the order of transform types in the proposals this package builds:
+// strongSwan's (proposal.c sorts INTEG before PRF), otherwise ascending.
+var TypeOrder = []wire.TransformType{
+	wire.TransformENCR, wire.TransformINTEG, wire.TransformPRF, wire.TransformKE, wire.TransformESN,
+	wire.TransformADDKE1, wire.TransformADDKE2, wire.TransformADDKE3, wire.TransformADDKE4,
+	wire.TransformADDKE5, wire.TransformADDKE6, wire.TransformADDKE7,
+}
+
+// typeRank is the position of a type in TypeOrder; unknown types sort last.
+func typeRank(t wire.TransformType) int {
+	for i, o := range TypeOrder {
+		if o == t {
+			return i
+		}
+	}
+	return len(TypeOrder) + int(t)
 }
 
 // ErrSyntax is wrapped by every Parse error.
@@ -200,8 +227,10 @@ func parseOne(protocol wire.ProtocolID, item string) (wire.Proposal, error) {
 				}
 			}
 		}
-		if len(byType[wire.TransformPRF]) == 0 {
-			return bad("a PRF is mandatory in IKE proposals (add e.g. prfsha256)")
+		if len(byType[wire.TransformPRF]) == 0 && aead {
+			for _, id := range aeadDefaultPRFs {
+				byType[wire.TransformPRF] = append(byType[wire.TransformPRF], wire.Transform{Type: wire.TransformPRF, ID: id})
+			}
 		}
 		byType[wire.TransformKE] = slices.DeleteFunc(byType[wire.TransformKE], func(t wire.Transform) bool { return t.ID == wire.KENone })
 		if len(byType[wire.TransformKE]) == 0 {
@@ -217,7 +246,7 @@ func parseOne(protocol wire.ProtocolID, item string) (wire.Proposal, error) {
 		}
 	}
 	p := wire.Proposal{Protocol: protocol}
-	for typ := wire.TransformENCR; typ <= wire.TransformADDKE7; typ++ {
+	for _, typ := range TypeOrder {
 		p.Transforms = append(p.Transforms, byType[typ]...)
 	}
 	return p, nil

@@ -20,8 +20,11 @@ type NoProposalChosenError struct {
 }
 
 func (e *NoProposalChosenError) Error() string {
-	return fmt.Sprintf("NO_PROPOSAL_CHOSEN for %v: offered %s, configured %s", e.Protocol, orNone(e.Offered), orNone(e.Local))
+	return fmt.Sprintf("NO_PROPOSAL_CHOSEN for %s: offered %s, configured %s", e.Protocol, orNone(e.Offered), orNone(e.Local))
 }
+
+// Notify is the error notify the responder sends.
+func (e *NoProposalChosenError) Notify() wire.NotifyType { return wire.NotifyNoProposalChosen }
 
 // Is makes errors.Is(err, ErrNoProposalChosen) true.
 func (e *NoProposalChosenError) Is(target error) bool { return target == ErrNoProposalChosen }
@@ -54,7 +57,7 @@ type Options struct {
 func typesOf(p wire.Proposal, ignoreKE bool) []wire.TransformType {
 	var ts []wire.TransformType
 	for _, t := range p.Transforms {
-		if ignoreKE && isKE(t.Type) {
+		if ignoreKE && t.Type.IsKE() {
 			continue
 		}
 		if !slices.Contains(ts, t.Type) {
@@ -85,7 +88,7 @@ func optional(protocol wire.ProtocolID, typ wire.TransformType) bool {
 
 // match picks one transform of each type from two proposals of the same protocol, the
 // first of prefer's list that other also lists (same ID and attributes). It returns the
-// chosen transforms in ascending type order, NONE choices left out except for ESN.
+// chosen transforms in TypeOrder, NONE choices left out except for ESN.
 func match(prefer, other wire.Proposal, ignoreKE bool) ([]wire.Transform, bool) {
 	types := typesOf(prefer, ignoreKE)
 	for _, t := range typesOf(other, ignoreKE) {
@@ -93,7 +96,7 @@ func match(prefer, other wire.Proposal, ignoreKE bool) ([]wire.Transform, bool) 
 			types = append(types, t)
 		}
 	}
-	slices.Sort(types)
+	slices.SortFunc(types, func(a, b wire.TransformType) int { return typeRank(a) - typeRank(b) })
 	var chosen []wire.Transform
 	skipInteg := false
 	for _, typ := range types {
@@ -141,7 +144,7 @@ func match(prefer, other wire.Proposal, ignoreKE bool) ([]wire.Transform, bool) 
 // Select is the responder's choice among the peer's proposals (RFC 7296 §2.7): the
 // first pair (ours, peer's) of the same protocol, walked in the preferred order, for
 // which every transform type offered by either side has a common transform. The result
-// has one transform of each negotiated type in ascending type order, and the peer's
+// has one transform of each negotiated type in TypeOrder, and the peer's
 // proposal number and SPI, ready for the answer's SA payload. When nothing fits, the
 // error is a *NoProposalChosenError.
 func Select(local, offered []wire.Proposal, opt Options) (wire.Proposal, error) {
@@ -195,7 +198,7 @@ func CheckChosen(offered []wire.Proposal, answer []wire.Proposal, opt Options) (
 	seen := map[wire.TransformType]bool{}
 	aead := false
 	for _, t := range a.Transforms {
-		if opt.IgnoreKE && isKE(t.Type) {
+		if opt.IgnoreKE && t.Type.IsKE() {
 			if t.ID != wire.KENone {
 				return wire.Proposal{}, fmt.Errorf("%w: %v in an exchange without key exchange", ErrBadChoice, t)
 			}
@@ -246,13 +249,8 @@ func KEGroups(props []wire.Proposal) []wire.TransformID {
 func WithoutKE(props []wire.Proposal) []wire.Proposal {
 	out := make([]wire.Proposal, len(props))
 	for i, p := range props {
-		p.Transforms = slices.DeleteFunc(slices.Clone(p.Transforms), func(t wire.Transform) bool { return isKE(t.Type) })
+		p.Transforms = slices.DeleteFunc(slices.Clone(p.Transforms), func(t wire.Transform) bool { return t.Type.IsKE() })
 		out[i] = p
 	}
 	return out
-}
-
-// isKE reports whether a transform type carries a key exchange method: KE or ADDKE1…7.
-func isKE(t wire.TransformType) bool {
-	return t == wire.TransformKE || (t >= wire.TransformADDKE1 && t <= wire.TransformADDKE7)
 }
