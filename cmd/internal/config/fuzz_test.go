@@ -30,7 +30,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		lines := strings.Count(src, "\n") + 2
+		lines := strings.Count(src, "\n") + strings.Count(src, "\r") + 2 // YAML breaks lines at CR too
 		for _, msg := range strings.Split(err.Error(), "\n") {
 			m := errLine.FindStringSubmatch(msg)
 			if m == nil {
