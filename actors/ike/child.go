@@ -45,7 +45,7 @@ type childSA struct {
 	peerDeleted bool
 
 	onInstalled func(err error) // continuation while ChildStateInstalling
-	installed   bool            // InstallChild was emitted (so RemoveChild is owed)
+	released    bool            // RemoveChild was emitted (its kernel state and SPI are released)
 	announced   bool            // ChildUp was emitted (so ChildDown is owed)
 }
 
@@ -105,9 +105,9 @@ func (f *Family) newChild(cfg *ChildConfig) *childSA {
 
 // removeChildState emits the kernel removal and ChildDown owed for c.
 func (f *Family) removeChildState(c *childSA, reason string) {
-	if c.installed {
+	if !c.released && c.spiIn != 0 {
 		f.emit(RemoveChild{Ref: c.ref, Reason: reason})
-		c.installed = false
+		c.released = true
 	}
 	if c.announced {
 		f.emit(ChildDown{Ref: c.ref, Name: c.cfg.Name, Reason: reason})
@@ -213,7 +213,6 @@ func (f *Family) childLifetime(cfg *ChildConfig) Lifetime {
 func (f *Family) install(c *childSA, cont func(err error)) {
 	c.state = ChildStateInstalling
 	c.onInstalled = cont
-	c.installed = true
 	f.emit(InstallChild{SA: c.sa})
 }
 
@@ -224,9 +223,6 @@ func (f *Family) onChildInstalled(ref ChildRef, err error) {
 	}
 	cont := c.onInstalled
 	c.onInstalled = nil
-	if err != nil {
-		c.installed = false // the kernel holds nothing of it
-	}
 	cont(err)
 }
 
@@ -253,7 +249,6 @@ func (f *Family) onChildExpired(ref ChildRef, hard bool) {
 		return
 	}
 	if hard {
-		c.installed = false // the kernel removed it
 		f.childHardExpired(c)
 		return
 	}
@@ -286,7 +281,6 @@ func (f *Family) onChildDied(ref ChildRef) {
 		if c.onInstalled != nil {
 			cont := c.onInstalled
 			c.onInstalled = nil
-			c.installed = false
 			cont(fmt.Errorf("child actor died"))
 		}
 		return

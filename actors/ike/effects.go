@@ -34,8 +34,10 @@ type SendDatagram struct {
 // set, its policies), then report ChildInstalled or ChildInstallFailed.
 type InstallChild struct{ SA ChildSA }
 
-// RemoveChild: remove the Child SA's kernel state (idempotent). When the Child SA was
-// replaced by a rekey, its successor keeps the shared policies.
+// RemoveChild: remove the Child SA's kernel state (idempotent), or, for a Child SA that
+// never got installed, release the SPI that Env.AllocSPI reserved for it. Emitted once
+// per Child SA that had an SPI. When the Child SA was replaced by a rekey, its successor
+// keeps the shared policies.
 type RemoveChild struct {
 	Ref    ChildRef
 	Reason string // a telemetry Reason constant or a notify name
