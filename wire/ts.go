@@ -202,7 +202,7 @@ func (p *TSPayload) decode(b []byte, base int) error {
 		p.Selectors = nil
 		return nil
 	}
-	sels := make([]TrafficSelector, 0, num)
+	sels := make([]TrafficSelector, 0, min(num, (len(b)-4)/4)) // a selector is at least 4 octets
 	off := 4
 	for i := 0; i < num; i++ {
 		n, _, err := readU16(b, off+2)
