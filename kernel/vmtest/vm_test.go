@@ -140,7 +140,7 @@ func TestVMTimeout(t *testing.T) {
 
 // hostStaticBusybox returns the host's static busybox (package busybox-static), used as
 // a ready-made static binary to run in the VM.
-func hostStaticBusybox(t *testing.T) string {
+func hostStaticBusybox(t testing.TB) string {
 	t.Helper()
 	for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
 		if b, err := os.ReadFile(p); err == nil && checkStaticX8664(b) == nil {
@@ -149,4 +149,21 @@ func hostStaticBusybox(t *testing.T) string {
 	}
 	t.Fatal("no statically linked busybox on the host: install the Debian package busybox-static (or run .ci/deps.sh)")
 	return ""
+}
+
+// BenchmarkBoot boots the VM with one trivial binary per iteration and reports the boot
+// time (qemu start to ready, modules loaded) and the whole Run, in seconds.
+func BenchmarkBoot(b *testing.B) {
+	busybox := hostStaticBusybox(b)
+	var boot, total time.Duration
+	for b.Loop() {
+		res, err := Run(context.Background(), Config{Binaries: []Binary{{Name: "true", Path: busybox}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		boot += res.Boot
+		total += res.Total
+	}
+	b.ReportMetric(boot.Seconds()/float64(b.N), "boot-s/op")
+	b.ReportMetric(total.Seconds()/float64(b.N), "run-s/op")
 }
