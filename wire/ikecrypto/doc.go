@@ -9,10 +9,14 @@
 //
 //   - Algorithms are named by their IANA transform IDs (the wire package's constants);
 //     an unsupported ID is an error, never a panic.
-//   - Nothing here reads global randomness: every function that needs random bytes takes
-//     an io.Reader, and the same reader bytes give the same keys, so the protocol core
-//     runs unchanged under a deterministic simulator. The one documented exception is
-//     RSA-PSS signing (the standard library draws the salt itself).
+//   - Key exchange reads randomness only from the io.Reader it is given, and the same
+//     reader bytes give the same keys, ciphertexts and secrets, so the protocol core runs
+//     unchanged under a deterministic simulator (crypto/ecdh's GenerateKey ignores its
+//     reader since Go 1.26, so private scalars are drawn here and passed to
+//     NewPrivateKey). ML-KEM encapsulation with crypto/rand.Reader takes the standard
+//     library's randomized path instead of the derandomized one (see mlkemGroup).
+//     Signatures: Ed25519 and ECDSA with an *ecdsa.PrivateKey are deterministic
+//     (RFC 6979); RSA-PSS and other crypto.Signers draw from crypto/rand.
 //   - Values received from the peer (public keys, ciphertexts, AUTH data, encrypted
 //     payloads) are validated; malformed input yields an error wrapped with context.
 //   - Integrity checks and AUTH comparisons run in constant time.

@@ -101,7 +101,7 @@ func newSKCipher(encr wire.TransformID, keyBits int, integ wire.TransformID, enc
 		if err != nil {
 			return nil, fmt.Errorf("sk cipher: %w", err)
 		}
-		return &cbcSK{block: b, mac: hmac.New(prfs[i.prf].newHash, integKey), icvLen: i.icvLen}, nil
+		return newCBCSK(b, hmac.New(prfs[i.prf].newHash, integKey), i.icvLen)
 	}
 	return nil, fmt.Errorf("sk cipher: encryption algorithm %d: %w", encr, ErrUnsupported)
 }
@@ -151,10 +151,27 @@ func (a *aeadSK) Open(dst, msg []byte, body int) ([]byte, error) {
 
 // cbcSK is AES-CBC (RFC 3602) with a truncated HMAC-SHA1/SHA2 ICV (RFC 2404, RFC 4868).
 type cbcSK struct {
-	block  cipher.Block
-	mac    hash.Hash
-	icvLen int
-	sum    [64]byte
+	enc, dec ivSetter // reused CBC modes: creating one copies the AES key schedule
+	mac      hash.Hash
+	icvLen   int
+	sum      [64]byte
+}
+
+// ivSetter is a CBC mode whose IV can be reset; crypto/cipher's CBC modes (and the AES
+// ones it returns) have SetIV.
+type ivSetter interface {
+	cipher.BlockMode
+	SetIV(iv []byte)
+}
+
+func newCBCSK(block cipher.Block, mac hash.Hash, icvLen int) (*cbcSK, error) {
+	zero := make([]byte, block.BlockSize())
+	enc, ok1 := cipher.NewCBCEncrypter(block, zero).(ivSetter)
+	dec, ok2 := cipher.NewCBCDecrypter(block, zero).(ivSetter)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("sk cipher: CBC mode without SetIV")
+	}
+	return &cbcSK{enc: enc, dec: dec, mac: mac, icvLen: icvLen}, nil
 }
 
 func (c *cbcSK) IVSize() int    { return aes.BlockSize }
@@ -165,7 +182,8 @@ func (c *cbcSK) Seal(msg, iv, plaintext []byte) []byte {
 	msg = append(msg, iv...)
 	start := len(msg)
 	msg = append(msg, plaintext...)
-	cipher.NewCBCEncrypter(c.block, iv).CryptBlocks(msg[start:], msg[start:])
+	c.enc.SetIV(iv)
+	c.enc.CryptBlocks(msg[start:], msg[start:])
 	c.mac.Reset()
 	c.mac.Write(msg)
 	icv := c.mac.Sum(c.sum[:0])
@@ -190,6 +208,7 @@ func (c *cbcSK) Open(dst, msg []byte, body int) ([]byte, error) {
 	ct := msg[body+aes.BlockSize : icvAt]
 	l := len(dst)
 	dst = slices.Grow(dst, len(ct))[:l+len(ct)]
-	cipher.NewCBCDecrypter(c.block, iv).CryptBlocks(dst[l:], ct)
+	c.dec.SetIV(iv)
+	c.dec.CryptBlocks(dst[l:], ct)
 	return dst, nil
 }
