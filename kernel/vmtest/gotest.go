@@ -118,7 +118,8 @@ func ParseGoTestOutput(out string) []TestResult {
 		outputs[i].WriteString("\n")
 	}
 	for line := range strings.SplitSeq(out, "\n") {
-		line = strings.TrimSuffix(line, "\r")
+		// -test.v=test2json marks framing lines with a leading SYN (0x16).
+		line = strings.TrimPrefix(strings.TrimSuffix(line, "\r"), "\x16")
 		if name, ok := framing(line, "=== RUN"); ok {
 			cur = get(name)
 			continue

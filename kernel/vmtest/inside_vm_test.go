@@ -86,7 +86,8 @@ func TestInsideESPModulesLoaded(t *testing.T) {
 
 // TestInsideESPStateInstalls installs, reads back and deletes an ESP SA for each
 // transform family kernel/xfrm uses (RFC 4106 AES-GCM, RFC 7634 ChaCha20-Poly1305,
-// AES-CBC with HMAC-SHA2 per RFC 4868, with and without ESN).
+// AES-CBC with HMAC-SHA2 per RFC 4868, with and without ESN), in UDP encapsulation
+// (RFC 3948) and over IPv6.
 func TestInsideESPStateInstalls(t *testing.T) {
 	h, err := netlink.NewHandle(unix.NETLINK_XFRM)
 	if err != nil {
@@ -96,24 +97,34 @@ func TestInsideESPStateInstalls(t *testing.T) {
 	cases := []struct {
 		name string
 		sa   netlink.XfrmState
+		v6   bool
 	}{
-		{"aes-gcm-16", netlink.XfrmState{
+		{name: "aes-gcm-16", sa: netlink.XfrmState{
 			Aead: &netlink.XfrmStateAlgo{Name: "rfc4106(gcm(aes))", Key: key(36), ICVLen: 128}}},
-		{"chacha20-poly1305", netlink.XfrmState{
+		{name: "chacha20-poly1305", sa: netlink.XfrmState{
 			Aead: &netlink.XfrmStateAlgo{Name: "rfc7539esp(chacha20,poly1305)", Key: key(36), ICVLen: 128}}},
-		{"aes-cbc-hmac-sha256", netlink.XfrmState{
+		{name: "aes-cbc-hmac-sha256", sa: netlink.XfrmState{
 			Crypt: &netlink.XfrmStateAlgo{Name: "cbc(aes)", Key: key(16)},
 			Auth:  &netlink.XfrmStateAlgo{Name: "hmac(sha256)", Key: key(32), TruncateLen: 128}}},
-		{"aes-cbc-hmac-sha512-esn", netlink.XfrmState{
+		{name: "aes-cbc-hmac-sha512-esn", sa: netlink.XfrmState{
 			Crypt:        &netlink.XfrmStateAlgo{Name: "cbc(aes)", Key: key(32)},
 			Auth:         &netlink.XfrmStateAlgo{Name: "hmac(sha512)", Key: key(64), TruncateLen: 256},
 			ESN:          true,
 			ReplayWindow: 128}},
+		// NAT-T (RFC 3948): ESP in UDP port 4500.
+		{name: "aes-gcm-16-udp-encap", sa: netlink.XfrmState{
+			Aead:  &netlink.XfrmStateAlgo{Name: "rfc4106(gcm(aes))", Key: key(20), ICVLen: 128},
+			Encap: &netlink.XfrmStateEncap{Type: netlink.XFRM_ENCAP_ESPINUDP, SrcPort: 4500, DstPort: 4500, OriginalAddress: net.IPv4zero}}},
+		{name: "aes-gcm-16-ipv6", sa: netlink.XfrmState{
+			Aead: &netlink.XfrmStateAlgo{Name: "rfc4106(gcm(aes))", Key: key(20), ICVLen: 128}}, v6: true},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			sa := c.sa
 			sa.Src, sa.Dst = net.ParseIP("198.51.100.1"), net.ParseIP("198.51.100.2")
+			if c.v6 {
+				sa.Src, sa.Dst = net.ParseIP("2001:db8::1"), net.ParseIP("2001:db8::2")
+			}
 			sa.Proto, sa.Mode = netlink.XFRM_PROTO_ESP, netlink.XFRM_MODE_TUNNEL
 			sa.Spi = 0xc0de0000 + i
 			sa.Reqid = 7
@@ -133,6 +144,9 @@ func TestInsideESPStateInstalls(t *testing.T) {
 			if got.Spi != sa.Spi || got.Proto != netlink.XFRM_PROTO_ESP {
 				t.Errorf("read back spi %#x proto %v, want spi %#x ESP", got.Spi, got.Proto, sa.Spi)
 			}
+			if (got.Encap == nil) != (sa.Encap == nil) || got.Encap != nil && (got.Encap.Type != sa.Encap.Type || got.Encap.DstPort != sa.Encap.DstPort) {
+				t.Errorf("read back encapsulation %+v, want %+v", got.Encap, sa.Encap)
+			}
 			if an, wn := algoName(got.Aead), algoName(sa.Aead); an != wn {
 				t.Errorf("read back AEAD %q, want %q", an, wn)
 			}
@@ -149,6 +163,22 @@ func TestInsideESPStateInstalls(t *testing.T) {
 				t.Errorf("spi %#x still present after delete", sa.Spi)
 			}
 		})
+	}
+}
+
+// TestInsideXfrmInterface creates an XFRM interface (route-based tunnels).
+func TestInsideXfrmInterface(t *testing.T) {
+	ns := newNamedNetns(t, "cygvm-xfrmi")
+	h := handleAt(t, ns)
+	if err := h.LinkAdd(&netlink.Xfrmi{LinkAttrs: netlink.LinkAttrs{Name: "xfrmi7"}, Ifid: 7}); err != nil {
+		t.Fatalf("add xfrm interface: %v", err)
+	}
+	l, err := h.LinkByName("xfrmi7")
+	if err != nil {
+		t.Fatalf("xfrm interface not found after add: %v", err)
+	}
+	if x, ok := l.(*netlink.Xfrmi); !ok || x.Ifid != 7 {
+		t.Errorf("link xfrmi7 is %T %+v, want an Xfrmi with if_id 7", l, l)
 	}
 }
 

@@ -541,6 +541,11 @@ func TestParseGoTestOutput(t *testing.T) {
 			t.Errorf("%d.String() = %q, want %q", int(s), s.String(), w)
 		}
 	}
+	// -test.v=test2json framing.
+	j := ParseGoTestOutput("\x16=== RUN   TestJ\n    j_test.go:1: log\n\x16--- PASS: TestJ (0.01s)\n")
+	if diff := cmp.Diff([]TestResult{{Name: "TestJ", Status: TestPassed, Elapsed: 10 * time.Millisecond, Output: "    j_test.go:1: log\n"}}, j); diff != "" {
+		t.Errorf("test2json framing (-want +got):\n%s", diff)
+	}
 	if got := ParseGoTestOutput(""); len(got) != 0 {
 		t.Errorf("empty output parsed to %v", got)
 	}

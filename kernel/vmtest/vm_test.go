@@ -20,6 +20,9 @@ var insideTests = []string{
 	"TestInsideESPStateInstalls/chacha20-poly1305",
 	"TestInsideESPStateInstalls/aes-cbc-hmac-sha256",
 	"TestInsideESPStateInstalls/aes-cbc-hmac-sha512-esn",
+	"TestInsideESPStateInstalls/aes-gcm-16-udp-encap",
+	"TestInsideESPStateInstalls/aes-gcm-16-ipv6",
+	"TestInsideXfrmInterface",
 	"TestInsideESPTraffic",
 }
 
