@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cygnet-ipsec/cygnet/actors/telemetry"
+	"github.com/cygnet-ipsec/cygnet/wire"
 )
 
 // Options are daemon-wide settings of a family (strongSwan keeps them in charon.*).
@@ -61,7 +62,15 @@ type Family struct {
 	timerAt  time.Time
 
 	initiated bool // Initiate / InitiateChild / Acquire was seen (initiator)
+
+	injectAnswer wire.NotifyType // AnswerNextRequestWith
 }
+
+// AnswerNextRequestWith makes the family answer the next request it receives (after
+// the integrity and window checks) with the error notify t alone instead of processing
+// it. It is a fault-injection aid for the simulator and chaos tests (a peer answering
+// INVALID_SYNTAX, say); the daemon never calls it.
+func (f *Family) AnswerNextRequestWith(t wire.NotifyType) { f.injectAnswer = t }
 
 // NewInitiator creates a family that will initiate an IKE SA for cfg when it receives
 // Initiate, InitiateChild or Acquire. It emits nothing until then.

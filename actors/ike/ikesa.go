@@ -369,6 +369,13 @@ func (f *Family) noteNotifies(m *message) {
 
 // handleRequest dispatches an authenticated, in-window request.
 func (f *Family) handleRequest(ike *ikeSA, m *message) {
+	if t := f.injectAnswer; t != 0 {
+		f.injectAnswer = 0
+		resp := &message{}
+		resp.addNotify(t, nil)
+		f.respond(ike, m, resp)
+		return
+	}
 	switch m.exchange {
 	case wire.ExchangeIKEAuth:
 		f.onAuthRequest(ike, m)

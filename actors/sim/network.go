@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -33,6 +34,7 @@ type Network struct {
 	Links   map[string]Link
 	Default Link
 	nextID  int
+	seen    map[string]int // datagram bytes → ID of the first with them
 	// Counters.
 	Sent, Delivered, Lost int
 }
@@ -73,6 +75,15 @@ func (nw *Network) send(w *World, from, to netip.AddrPort, data []byte, summary 
 		return
 	}
 	nw.nextID++
+	if nw.seen == nil {
+		nw.seen = map[string]int{}
+	}
+	if first, ok := nw.seen[string(data)]; ok {
+		summary += fmt.Sprintf(" (same bytes as #%d)", first)
+	} else {
+		nw.seen[string(data)] = nw.nextID
+		summary = fmt.Sprintf("#%d %s", nw.nextID, summary)
+	}
 	d := &Datagram{ID: nw.nextID, From: from, To: to, Data: data, Summary: summary, Src: src.Name, Dst: dst, DeliverAt: w.Now.Add(l.Delay)}
 	if w.AutoDeliver {
 		if l.Loss > 0 && w.rng.Float64() < l.Loss {

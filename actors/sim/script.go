@@ -258,6 +258,27 @@ func (w *World) exec(cmd string, args []string, extra *string) error {
 			fh.Feed(ike.RekeyIKE{})
 		}
 		return nil
+	case "answer-with":
+		_, fh, err := current()
+		if err != nil {
+			return err
+		}
+		t, ok := notifyByName(arg(1))
+		if !ok {
+			return fmt.Errorf("answer-with: unknown notify %q", arg(1))
+		}
+		fh.F.AnswerNextRequestWith(t)
+		return nil
+	case "forge-init-notify":
+		n, fh, err := current()
+		if err != nil {
+			return err
+		}
+		t, ok := notifyByName(arg(1))
+		if !ok {
+			return fmt.Errorf("forge-init-notify: unknown notify %q", arg(1))
+		}
+		return w.forgeInitNotify(n, fh, t)
 	case "cookies":
 		n, err := node()
 		if err != nil {
@@ -289,6 +310,51 @@ func (w *World) exec(cmd string, args []string, extra *string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// notifyByName finds a notify type by its RFC name.
+func notifyByName(name string) (wire.NotifyType, bool) {
+	for t := wire.NotifyType(1); t < 50000; t++ {
+		if t.String() == name {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
+// forgeInitNotify puts an unprotected IKE_SA_INIT response carrying only the notify t
+// at the head of the datagrams in flight, as an off-path attacker (or a real peer's
+// refusal) would send it to n's half-open IKE SA.
+func (w *World) forgeInitNotify(n *Node, fh *Family, t wire.NotifyType) error {
+	s := fh.F.Snapshot()
+	if len(s.IKE) == 0 {
+		return fmt.Errorf("forge-init-notify: %s has no IKE SA", fh.Name())
+	}
+	sa := s.IKE[0]
+	var data []byte
+	if t == wire.NotifyInvalidKEPayload {
+		data = []byte{0, byte(wire.KEECP256)}
+	}
+	if t == wire.NotifyCookie {
+		data = []byte("forged cookie 0123")
+	}
+	msg := &wire.Message{
+		Header:   wire.Header{SPIi: uint64(sa.SPIi), Exchange: wire.ExchangeIKESAInit, Flags: wire.FlagResponse},
+		Payloads: []wire.Payload{wire.NewNotify(t, data)},
+	}
+	b, err := msg.AppendTo(nil)
+	if err != nil {
+		return err
+	}
+	peer := w.nodeByAddr(sa.Remote.Addr())
+	if peer == nil {
+		return fmt.Errorf("forge-init-notify: no node at %v", sa.Remote.Addr())
+	}
+	w.Net.nextID++
+	d := &Datagram{ID: w.Net.nextID, From: sa.Remote, To: sa.Local, Data: b, Src: peer.Name + "(forged)", Dst: n.Name,
+		Summary: fmt.Sprintf("#%d IKE_SA_INIT response 0 [ N(%v) ]", w.Net.nextID, t), DeliverAt: w.Now}
+	w.Net.InFlight = slices.Insert(w.Net.InFlight, 0, d)
+	return nil
 }
 
 // ShowWire lists the datagrams in flight.
