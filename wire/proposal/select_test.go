@@ -2,10 +2,12 @@ package proposal
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"pgregory.net/rapid"
 
 	"github.com/cygnet-ipsec/cygnet/wire"
 )
@@ -235,4 +237,51 @@ func TestKEGroupsAndWithoutKE(t *testing.T) {
 	if !hasType(props[0], wire.TransformKE) || !hasType(props[0], wire.TransformADDKE1) {
 		t.Error("WithoutKE modified its argument")
 	}
+}
+
+// Whatever Select picks passes the initiator's CheckChosen, takes each transform from
+// both sides, and the choice succeeds whenever the two offers are identical.
+func TestSelectProperties(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		protocol := rapid.SampledFrom([]wire.ProtocolID{wire.ProtoIKE, wire.ProtoESP}).Draw(t, "protocol")
+		var ours, peer []wire.Proposal
+		for i := range rapid.IntRange(1, 3).Draw(t, "ours") {
+			p := genProposal(t, protocol)
+			p.Num = uint8(i + 1)
+			ours = append(ours, p)
+		}
+		for i := range rapid.IntRange(1, 3).Draw(t, "peer") {
+			p := genProposal(t, protocol)
+			p.Num = uint8(i + 1)
+			p.SPI = []byte{1, 2, 3, byte(i)}
+			peer = append(peer, p)
+		}
+		opt := Options{PreferPeer: rapid.Bool().Draw(t, "prefer peer"), IgnoreKE: rapid.Bool().Draw(t, "ignore KE")}
+		if _, err := Select(peer, peer, opt); err != nil {
+			t.Fatalf("identical offers do not match: %v", err)
+		}
+		got, err := Select(ours, peer, opt)
+		if err != nil {
+			if !errors.Is(err, ErrNoProposalChosen) {
+				t.Fatalf("error %v is not NO_PROPOSAL_CHOSEN", err)
+			}
+			return
+		}
+		if _, err := CheckChosen(peer, []wire.Proposal{got}, opt); err != nil {
+			t.Fatalf("Select chose %v from %s, which CheckChosen refuses: %v", got, Format(peer), err)
+		}
+		src := peer[got.Num-1]
+		if string(got.SPI) != string(src.SPI) {
+			t.Fatalf("SPI %x, peer's proposal %d has %x", got.SPI, got.Num, src.SPI)
+		}
+		for _, tf := range got.Transforms {
+			inOurs := false
+			for _, p := range ours {
+				inOurs = inOurs || slices.Contains(p.Transforms, tf)
+			}
+			if !inOurs || !slices.Contains(src.Transforms, tf) {
+				t.Fatalf("chosen %v is not offered by both sides", tf)
+			}
+		}
+	})
 }
