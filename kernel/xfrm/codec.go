@@ -472,7 +472,7 @@ func decodeSA(b []byte) (decodedSA, error) {
 	if err != nil {
 		return d, fmt.Errorf("SA %s: %w", d.sa.SPI, err)
 	}
-	hasTransform := false
+	hasTransform, hasAuth := false, false
 	for _, a := range attrs {
 		switch a.typ {
 		case attrAlgAEAD:
@@ -519,10 +519,8 @@ func decodeSA(b []byte) (decodedSA, error) {
 				d.foreign = true
 			}
 		case attrAlgAuth:
-			hasTransform = true
-			if d.sa.Integ == kernel.IntegNone {
-				d.foreign = true // only ever set with auth-trunc by cygnet
-			}
+			// Linux reports an auth-trunc algorithm twice: also in this legacy form.
+			hasTransform, hasAuth = true, true
 		case attrEncap:
 			if len(a.data) < sizeEncapTmpl {
 				return d, fmt.Errorf("SA %s encap: %w", d.sa.SPI, errShort)
@@ -543,6 +541,9 @@ func decodeSA(b []byte) (decodedSA, error) {
 		case attrMark, attrIfID:
 			d.foreign = true
 		}
+	}
+	if hasAuth && d.sa.Integ == kernel.IntegNone {
+		d.foreign = true // an untruncated HMAC: not something cygnet installs
 	}
 	d.larval = !hasTransform
 	return d, nil
