@@ -194,9 +194,12 @@ func (ch Child) message() (*vici.Message, error) {
 // call runs one vici command; a response with success=no is an error carrying
 // charon's errmsg.
 func (c *Charon) call(ctx context.Context, cmd string, in *vici.Message) (*vici.Message, error) {
-	c.cmdMu.Lock()
-	defer c.cmdMu.Unlock()
-	resp, err := c.cmd.Call(ctx, cmd, in)
+	sess, err := c.session()
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+	resp, err := sess.Call(ctx, cmd, in)
 	if err != nil {
 		return resp, fmt.Errorf("charon %s: vici %s: %w", c.Name, cmd, err)
 	}

@@ -52,20 +52,65 @@ func (t Target) set(m *vici.Message) error {
 // streamControl runs a command that streams control-log events and returns the
 // log lines with any error, so a failure says what charon did.
 func (c *Charon) streamControl(ctx context.Context, cmd string, in *vici.Message) ([]string, error) {
-	c.cmdMu.Lock()
-	defer c.cmdMu.Unlock()
+	evs, _, err := c.collect(ctx, cmd, "control-log", in)
 	var lines []string
-	for m, err := range c.cmd.CallStreaming(ctx, cmd, "control-log", in) {
-		if err != nil {
-			return lines, fmt.Errorf("charon %s: %s: %w\ncontrol log:\n  %s",
-				c.Name, cmd, err, strings.Join(lines, "\n  "))
-		}
+	for _, m := range evs {
 		if msg := str(m, "msg"); msg != "" {
 			lines = append(lines, msg)
 		}
 	}
+	if err != nil {
+		return lines, fmt.Errorf("%w\ncontrol log:\n  %s", err, strings.Join(lines, "\n  "))
+	}
 	return lines, nil
 }
+
+// collect runs command cmd and returns the events named event that charon
+// streamed while it ran, and the command's response.
+//
+// It does not use govici's CallStreaming: in v0.8.0 that selects at random
+// between buffered events and the final response, so it can end before reading
+// every event (a list-sas that misses IKE SAs) and leave the rest to break the
+// session's next request ("unexpected response type: 7"). Here the events go to
+// a subscriber channel, which govici's single reader fills, in order, before it
+// reads the response; once Call returns, every event is in the channel.
+func (c *Charon) collect(ctx context.Context, cmd, event string, in *vici.Message) ([]*vici.Message, *vici.Message, error) {
+	sess, err := c.session()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer sess.Close()
+	ch := make(chan vici.Event, collectBuffer)
+	sess.NotifyEvents(ch)
+	if err := sess.Subscribe(event); err != nil {
+		return nil, nil, fmt.Errorf("charon %s: %s: subscribe %s: %w", c.Name, cmd, event, err)
+	}
+	resp, callErr := sess.Call(ctx, cmd, in)
+	var evs []*vici.Message
+	for drained := false; !drained; {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				drained = true
+			} else if ev.Name == event {
+				evs = append(evs, ev.Message)
+			}
+		default:
+			drained = true
+		}
+	}
+	if len(evs) == collectBuffer {
+		return evs, resp, fmt.Errorf("charon %s: %s: %d %s events fill the buffer; some may be lost", c.Name, cmd, len(evs), event)
+	}
+	if callErr != nil {
+		return evs, resp, fmt.Errorf("charon %s: %s: %w", c.Name, cmd, callErr)
+	}
+	return evs, resp, nil
+}
+
+// collectBuffer bounds the events one command may stream (govici drops events
+// that do not fit; collect reports a full buffer as an error).
+const collectBuffer = 4096
 
 // Initiate establishes the named Child SA of connection ike (and the IKE SA if
 // needed) and waits until charon reports the outcome. With child empty, only the

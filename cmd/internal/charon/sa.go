@@ -189,17 +189,14 @@ func parseChildSA(m *vici.Message) (ChildSA, error) {
 // ListSAs returns every IKE SA charon holds, with its Child SAs, ordered by unique
 // ID.
 func (c *Charon) ListSAs(ctx context.Context) ([]IKESA, error) {
-	c.cmdMu.Lock()
-	defer c.cmdMu.Unlock()
-	in := vici.NewMessage()
-	if err := in.Set("noblock", "yes"); err != nil {
+	// Not noblock: with it charon silently leaves out IKE SAs a worker holds at
+	// that moment (a rekey, a DPD), and a snapshot would show fewer SAs than exist.
+	evs, _, err := c.collect(ctx, "list-sas", "list-sa", nil)
+	if err != nil {
 		return nil, err
 	}
 	var out []IKESA
-	for m, err := range c.cmd.CallStreaming(ctx, "list-sas", "list-sa", in) {
-		if err != nil {
-			return nil, fmt.Errorf("charon %s: list-sas: %w", c.Name, err)
-		}
+	for _, m := range evs {
 		for _, conn := range m.Keys() {
 			sm := sub(m, conn)
 			if sm == nil {

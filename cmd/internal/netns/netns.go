@@ -20,7 +20,6 @@
 package netns
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -29,7 +28,9 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -211,19 +212,28 @@ func (ns *NS) Run(ctx context.Context, name string, args ...string) ([]byte, err
 }
 
 // Ping sends count ICMP echo requests from src to dst inside the namespace and
-// returns an error unless every one was answered.
+// returns an error unless every one was answered within count+4 seconds.
 func (ns *NS) Ping(ctx context.Context, src, dst netip.Addr, count int) error {
-	out, err := ns.Run(ctx, "ping", "-n", "-q", "-c", fmt.Sprint(count), "-W", "2",
+	// -w (a deadline for all replies), not -W: once one reply is in, iputils'
+	// -W waits only two round trips for the rest, which a userspace ESP on a busy
+	// machine can miss.
+	out, err := ns.Run(ctx, "ping", "-n", "-q", "-c", fmt.Sprint(count), "-w", fmt.Sprint(count+4),
 		"-i", "0.2", "-I", src.String(), dst.String())
 	if err != nil {
 		return fmt.Errorf("ping %s -> %s: %w\n%s", src, dst, err, out)
 	}
-	want := fmt.Sprintf("%d packets transmitted, %d received", count, count)
-	if !bytes.Contains(out, []byte(want)) {
-		return fmt.Errorf("ping %s -> %s: want %q in:\n%s", src, dst, want, out)
+	// With -w, ping keeps sending until count replies are in, so it may send more.
+	m := pingStats.FindSubmatch(out)
+	if m == nil {
+		return fmt.Errorf("ping %s -> %s: no statistics in:\n%s", src, dst, out)
+	}
+	if received, _ := strconv.Atoi(string(m[2])); received < count {
+		return fmt.Errorf("ping %s -> %s: %s replies, want %d:\n%s", src, dst, m[2], count, out)
 	}
 	return nil
 }
+
+var pingStats = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 
 // Do runs fn on a locked OS thread that has joined the namespace (setns), then
 // returns the thread to its original namespace. fn must not start goroutines that

@@ -177,3 +177,41 @@ func IKEMessages(ps []Packet) []Packet {
 	}
 	return out
 }
+
+// Payload types walked by Notifies (RFC 7296 §3.2).
+const (
+	payloadNotify    uint8 = 41
+	payloadEncrypted uint8 = 46
+)
+
+// Notify types the harness looks for in unencrypted messages (RFC 7296 §3.10.1).
+const (
+	NotifyNoProposalChosen uint16 = 14
+	NotifyInvalidKEPayload uint16 = 17
+	NotifyCookie           uint16 = 16390
+)
+
+// Notifies returns the Notify Message Types of the unencrypted Notify payloads
+// in an IKE message, in order, stopping at an Encrypted (SK/SKF) payload or at the
+// first malformed payload header. It is for labelling IKE_SA_INIT exchanges
+// (COOKIE, INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN), not a validating decoder.
+func Notifies(msg []byte) []uint16 {
+	h, ok := ParseIKEHeader(msg)
+	if !ok {
+		return nil
+	}
+	msg = msg[:h.Length]
+	var out []uint16
+	np, off := h.NextPayload, ikeHdrLen
+	for np != 0 && np != payloadEncrypted && np != payloadSKF && off+4 <= len(msg) {
+		plen := int(binary.BigEndian.Uint16(msg[off+2 : off+4]))
+		if plen < 4 || off+plen > len(msg) {
+			break
+		}
+		if np == payloadNotify && plen >= 8 {
+			out = append(out, binary.BigEndian.Uint16(msg[off+6:off+8]))
+		}
+		np, off = msg[off], off+plen
+	}
+	return out
+}

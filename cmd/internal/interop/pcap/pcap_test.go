@@ -143,3 +143,30 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+func TestNotifiesS1(t *testing.T) {
+	b, err := os.ReadFile(s1Capture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := Read(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ike := IKEMessages(Classify(ds))
+	// keys.md: frame 1 N(NATD_S_IP) N(NATD_D_IP) N(FRAG_SUP) N(HASH_ALG) N(REDIR_SUP);
+	// frame 2 adds N(CHDLESS_SUP) N(MULT_AUTH) instead of REDIR_SUP; frame 3 is SK.
+	for i, want := range [][]uint16{
+		{16388, 16389, 16430, 16431, 16406},        // REDIRECT_SUPPORTED 16406 (RFC 5685)
+		{16388, 16389, 16430, 16431, 16418, 16404}, // CHILDLESS_IKEV2_SUPPORTED 16418 (RFC 6023)
+		nil,
+	} {
+		if got := Notifies(ike[i].IKE); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("frame %d notifies %v, want %v", ike[i].Frame, got, want)
+		}
+	}
+	// Every truncation of a message is survived.
+	for n := 0; n < len(ike[1].IKE); n++ {
+		_ = Notifies(ike[1].IKE[:n])
+	}
+}
