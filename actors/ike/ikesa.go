@@ -372,7 +372,14 @@ func (f *Family) handleRequest(ike *ikeSA, m *message) {
 	if t := f.injectAnswer; t != 0 {
 		f.injectAnswer = 0
 		resp := &message{}
-		resp.addNotify(t, nil)
+		var data []byte
+		switch t {
+		case wire.NotifyUnsupportedCriticalPayload:
+			data = []byte{byte(wire.PayloadEAP)}
+		case wire.NotifyInvalidKEPayload:
+			data = []byte{byte(ike.suite.KE >> 8), byte(ike.suite.KE)}
+		}
+		resp.addNotify(t, data)
 		f.respond(ike, m, resp)
 		return
 	}

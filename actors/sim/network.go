@@ -30,6 +30,7 @@ type Link struct {
 // per-link conditions.
 type Network struct {
 	InFlight []*Datagram
+	Held     []*Datagram // set aside by Hold
 	// Links by "A>B"; Default applies to the others.
 	Links   map[string]Link
 	Default Link
@@ -166,6 +167,23 @@ func (w *World) Dup() {
 	c.ID = w.Net.nextID
 	w.Net.InFlight = slices.Insert(w.Net.InFlight, 1, &c)
 	w.printf("duplicated %s→%s %s\n", c.Src, c.Dst, c.Summary)
+}
+
+// Hold sets the first datagram in flight aside (Release puts it back).
+func (w *World) Hold() {
+	if len(w.Net.InFlight) == 0 {
+		return
+	}
+	d := w.Net.InFlight[0]
+	w.Net.remove(d)
+	w.Net.Held = append(w.Net.Held, d)
+	w.printf("held %s→%s %s\n", d.Src, d.Dst, d.Summary)
+}
+
+// Release puts the datagrams set aside by Hold back at the head of the queue.
+func (w *World) Release() {
+	w.Net.InFlight = append(w.Net.Held, w.Net.InFlight...)
+	w.Net.Held = nil
 }
 
 // Swap exchanges the first two datagrams in flight (reordering).

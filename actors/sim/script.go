@@ -29,6 +29,7 @@ import (
 //	acquire NODE CHILD           a kernel acquire for CHILD
 //	deliver [N|all]              deliver N datagrams in flight (default: until quiet)
 //	drop [N]  dup  swap  tamper  lose, duplicate, reorder, corrupt the first in flight
+//	hold  release                set the first datagram in flight aside / put it back first
 //	advance DURATION             move the clock (timers, kernel lifetimes, auto delivery)
 //	auto on|off                  automatic delivery by the network's schedule
 //	defer-work on|off  run-work  hold Work effects / run them
@@ -187,6 +188,12 @@ func (w *World) exec(cmd string, args []string, extra *string) error {
 	case "dup":
 		w.Dup()
 		return nil
+	case "hold":
+		w.Hold()
+		return nil
+	case "release":
+		w.Release()
+		return nil
 	case "swap":
 		w.Swap()
 		return nil
@@ -259,6 +266,8 @@ func (w *World) exec(cmd string, args []string, extra *string) error {
 		}
 		return nil
 	case "answer-with":
+		// answer-with NODE NOTIFY: NODE's current family answers the next request with
+		// the error notify alone (ike.Family.AnswerNextRequestWith).
 		_, fh, err := current()
 		if err != nil {
 			return err

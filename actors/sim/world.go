@@ -282,6 +282,10 @@ func (fh *Family) apply(effects []ike.Effect) {
 			w.printf("  %s: child failed %s (%s)\n", fh.Name(), e.Name, e.Reason)
 		case ike.Dropped:
 			w.printf("  %s: dropped %s\n", fh.Name(), e.Reason)
+		case ike.ExchangeDone:
+			if e.Outcome != "ok" {
+				w.printf("  %s: %s as %s: %s\n", fh.Name(), e.Exchange, e.Role, e.Outcome)
+			}
 		case ike.Retransmitted:
 			w.printf("  %s: retransmit %s try %d\n", fh.Name(), e.Exchange, e.Try)
 		case ike.FamilyDone:
