@@ -39,6 +39,9 @@ func TestKEAgreementAndDeterminism(t *testing.T) {
 			if g.ID() != c.id {
 				t.Fatalf("ID() = %d", g.ID())
 			}
+			if kem := c.id == wire.KEMLKEM768 || c.id == wire.KEMLKEM1024; g.IsKEM() != kem {
+				t.Fatalf("IsKEM() = %v", g.IsKEM())
+			}
 			ini, err := g.Generate(seeded(1))
 			if err != nil {
 				t.Fatal(err)

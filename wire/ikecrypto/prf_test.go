@@ -14,6 +14,9 @@ func TestPRFPlusIterationLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if prf.ID() != id || prf.KeyLen() != prf.Size() {
+			t.Fatalf("%s: ID %d, key length %d", prf, prf.ID(), prf.KeyLen())
+		}
 		max := 255 * prf.Size()
 		out, err := prf.Expand([]byte("k"), []byte("s"), max)
 		if err != nil || len(out) != max {
