@@ -198,8 +198,24 @@ func prepare(ctx context.Context, log io.Writer, trustResolved bool) (*Assets, e
 		return nil, err
 	}
 	a.Modules = order
+	pruneOldBases(kdir, key)
 	fmt.Fprintf(log, "vmtest: ready: %s, %s\n", a.Vmlinux, a.BaseInitrd)
 	return a, nil
+}
+
+// pruneOldBases removes base archives of other keys (older versions of init.sh or of
+// the module list) that have not been written for an hour; a process of another
+// version that is booting from one right now keeps its open file.
+func pruneOldBases(kdir, key string) {
+	old, _ := filepath.Glob(filepath.Join(kdir, "base-*"))
+	for _, p := range old {
+		if strings.HasPrefix(filepath.Base(p), "base-"+key+".") {
+			continue
+		}
+		if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour {
+			os.Remove(p)
+		}
+	}
 }
 
 // baseKey hashes what goes into the base initramfs besides the kernel: the init script
