@@ -57,6 +57,12 @@ type SA struct {
 // (CleanupStale), opens the sockets, installs trap policies, spawns the manager actor
 // and, if cfg.StartActions, initiates the connections that start by themselves.
 func New(cfg Config, k kernel.Kernel, log *zap.Logger, rec telemetry.Recorder) (*Manager, error) {
+	return newManager(cfg, k, log, rec, ikeCores{}, nil)
+}
+
+// newManager is New with the seams the shell tests use: another core factory, and a
+// sender instead of real sockets (then no socket is opened).
+func newManager(cfg Config, k kernel.Kernel, log *zap.Logger, rec telemetry.Recorder, cores coreFactory, fake sender) (*Manager, error) {
 	if k == nil {
 		return nil, errors.New("actors: no kernel")
 	}
@@ -82,7 +88,7 @@ func New(cfg Config, k kernel.Kernel, log *zap.Logger, rec telemetry.Recorder) (
 
 	m := &Manager{cfg: cfg, done: make(chan struct{}), traps: newTrapTable()}
 	t := &tree{
-		kernel: k, log: log, rec: rec, now: cfg.Now, cores: ikeCores{}, ikeOpts: cfg.IKE,
+		kernel: k, log: log, rec: rec, now: cfg.Now, cores: cores, ikeOpts: cfg.IKE,
 		routes: newRouter(), reg: newRegistry(), events: newEventHub(), traps: m.traps,
 		hooks: recorderHooks{rec}, kernelTimeout: cfg.KernelTimeout, familyQueue: int32(cfg.FamilyQueue),
 		shutdownGrace: cfg.ShutdownGrace, workRetry: cfg.WorkRetry,
@@ -91,16 +97,20 @@ func New(cfg Config, k kernel.Kernel, log *zap.Logger, rec telemetry.Recorder) (
 	t.pool = workpool.New(workpool.Config{Workers: cfg.Workers, Queue: cfg.WorkQueue, OnPanic: func(r any) {
 		log.Error("work panicked outside a family", zap.Any("panic", r))
 	}})
-	sc := cfg.Sockets
-	sc.Log, sc.Metrics = log, rec
-	socks, err := sockets.Open(sc, m.deliver)
-	if err != nil {
-		t.pool.Close()
-		return nil, fmt.Errorf("actors: %w", err)
+	if fake != nil {
+		t.socks = fake
+	} else {
+		sc := cfg.Sockets
+		sc.Log, sc.Metrics = log, rec
+		socks, err := sockets.Open(sc, m.deliver)
+		if err != nil {
+			t.pool.Close()
+			return nil, fmt.Errorf("actors: %w", err)
+		}
+		m.socks, t.socks = socks, socks
+		_, natt := socks.Ports()
+		t.ikeOpts.NATTPort = natt
 	}
-	m.socks, t.socks = socks, socks
-	_, natt := socks.Ports()
-	t.ikeOpts.NATTPort = natt
 
 	t.sys = actorkit.NewSystem(log)
 	t.familyProps = actorkit.Props(newFamilyProducer(t), log, actorkit.Options{Kind: string(telemetry.ActorFamily), Dispatcher: cfg.Dispatcher, Hooks: t.hooks})
@@ -115,14 +125,13 @@ func New(cfg Config, k kernel.Kernel, log *zap.Logger, rec telemetry.Recorder) (
 	mgr.setConnections(cfg.Connections)
 	props := actorkit.Props(func() actor.Actor { return mgr }, log,
 		actorkit.Options{Kind: string(telemetry.ActorManager), Root: true, Dispatcher: cfg.Dispatcher, Hooks: t.hooks})
+	m.kevents = k.Subscribe(4096)
 	pid, err := t.sys.Root.SpawnNamed(props, "cygnet")
 	if err != nil {
 		m.closeResources()
 		return nil, fmt.Errorf("actors: spawning the manager: %w", err)
 	}
 	m.pid = pid
-
-	m.kevents = k.Subscribe(4096)
 	m.kwg.Add(1)
 	go m.dispatchKernelEvents()
 
@@ -380,12 +389,20 @@ type Stats struct {
 // Stats returns the current counters.
 func (m *Manager) Stats() Stats {
 	spis, _ := m.t.routes.counts()
-	return Stats{Families: m.t.reg.len(), HalfOpen: int(m.halfOpen.Load()), SPIRoutes: spis,
-		Pool: m.t.pool.Stats(), Sockets: m.socks.Stats()}
+	s := Stats{Families: m.t.reg.len(), HalfOpen: int(m.halfOpen.Load()), SPIRoutes: spis, Pool: m.t.pool.Stats()}
+	if m.socks != nil {
+		s.Sockets = m.socks.Stats()
+	}
+	return s
 }
 
 // Ports returns the bound IKE and NAT-T ports.
-func (m *Manager) Ports() (ike, natt uint16) { return m.socks.Ports() }
+func (m *Manager) Ports() (ike, natt uint16) {
+	if m.socks == nil {
+		return 0, 0
+	}
+	return m.socks.Ports()
+}
 
 // Done is closed when the manager actor has stopped (after Shutdown, or if it died).
 func (m *Manager) Done() <-chan struct{} { return m.done }
@@ -420,7 +437,9 @@ func (m *Manager) Kill() {
 	if !m.killed.CompareAndSwap(false, true) {
 		return
 	}
-	_ = m.socks.Close()
+	if m.socks != nil {
+		_ = m.socks.Close()
+	}
 	m.t.sys.Root.Stop(m.pid)
 	m.closeOnce.Do(func() {
 		m.kevents.Close()
@@ -431,7 +450,9 @@ func (m *Manager) Kill() {
 // closeResources releases everything after the manager actor stopped.
 func (m *Manager) closeResources() {
 	m.closeOnce.Do(func() {
-		_ = m.socks.Close()
+		if m.socks != nil {
+			_ = m.socks.Close()
+		}
 		if m.kevents != nil {
 			m.kevents.Close()
 			m.kwg.Wait()

@@ -75,7 +75,7 @@ type child struct {
 	lin       *lineage
 	in, out   kernel.SAID
 	installed bool // both SAs are in and the family was told
-	hasIn     bool
+	hasIn     bool // the inbound SA (or its reserved SPI) may be in the kernel
 	hasOut    bool
 	holds     bool // holds a lineage reference
 }
@@ -96,8 +96,6 @@ func (c *child) Receive(ctx actor.Context) {
 		panic(fmt.Sprintf("chaos: child %v panics on request", c.ref))
 	case *actor.Stopping:
 		c.remove()
-	case *actor.Stopped:
-		c.t.rec.ActorStopped(telemetry.ActorChild, telemetry.StopNormal)
 	}
 }
 
@@ -121,6 +119,10 @@ func (c *child) installSAs(sa *ike.ChildSA) error {
 	c.lin.mu.Lock()
 	withPolicies := c.lin.policies == nil
 	c.lin.mu.Unlock()
+	// The inbound SPI is reserved in the kernel (a larval SA) from AllocSPI on: it is
+	// removed with the Child SA even if the install fails before filling it in.
+	c.in = kernel.SAID{Dst: sa.Local.Unmap(), SPI: kernel.SPI(sa.Inbound.SPI)}
+	c.hasIn = c.in.SPI != 0
 	plan, err := planChild(c.family, sa, c.lin.reqid, withPolicies)
 	if err != nil {
 		return fmt.Errorf("install child %v: %w", sa, err)
@@ -129,7 +131,6 @@ func (c *child) installSAs(sa *ike.ChildSA) error {
 	if err := c.addSA(plan.in); err != nil {
 		return err
 	}
-	c.hasIn = true
 	if err := c.addSA(plan.out); err != nil {
 		return err
 	}

@@ -229,6 +229,13 @@ func (f *family) startInitiator(ctx actor.Context, m *startInitiator) {
 	f.e = m.entry
 	f.conn = m.conn.Name
 	f.startedAt = f.t.now()
+	cd := m.conn.WithDefaults()
+	if len(cd.LocalAddrs) > 0 {
+		f.local = netip.AddrPortFrom(cd.LocalAddrs[0], cd.LocalPort)
+	}
+	if len(cd.RemoteAddrs) > 0 {
+		f.remote = netip.AddrPortFrom(cd.RemoteAddrs[0], cd.RemotePort)
+	}
 	c, err := f.t.cores.NewInitiator(m.conn, f, f.t.ikeOpts)
 	if err != nil {
 		f.logger().Warn("cannot initiate", zap.Error(err))

@@ -253,7 +253,8 @@ func (m *manager) releaseHalfOpen(e *familyEntry) {
 	} else {
 		m.perPeer[peer]--
 	}
-	m.t.routes.removeInit(e.initKey, e)
+	// The IKE_SA_INIT route stays until the family ends: a late retransmission of the
+	// request must reach it (and be answered from its cache), not start another family.
 }
 
 func (m *manager) familyTerminated(ctx actor.Context, who *actor.PID) {
