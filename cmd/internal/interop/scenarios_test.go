@@ -58,27 +58,34 @@ func runScenarios(t *testing.T, factA, factB Factory, scs []scenario) {
 		for _, dir := range []direction{aInitiates, bInitiates} {
 			t.Run(sc.name+"/"+dir.String(), func(t *testing.T) {
 				t.Parallel()
-				ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-				t.Cleanup(cancel)
-				pair := netns.NewPair(t)
-				e := &env{ctx: ctx, pair: pair}
-				e.cap = StartCapture(t, pair.A)
-				e.A = factA(t, "A", pair.A, sc.optsA)
-				e.B = factB(t, "B", pair.B, sc.optsB)
-				e.I, e.R = e.A, e.B
-				if dir == bInitiates {
-					e.I, e.R = e.B, e.A
-				}
-				t.Cleanup(func() {
-					if t.Failed() {
-						ps, err := e.cap.Packets()
-						t.Logf("capture on %s (err %v):\n%s", pair.A.Link, err, FormatPackets(ps))
-					}
-				})
+				e := newEnv(t, factA, factB, sc.optsA, sc.optsB, dir)
 				sc.run(t, e)
 			})
 		}
 	}
+}
+
+// newEnv makes a namespace pair, starts the capture on A's veth, then A and B.
+// On failure the capture is written to the test output.
+func newEnv(t *testing.T, factA, factB Factory, optsA, optsB PeerOptions, dir direction) *env {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	pair := netns.NewPair(t)
+	e := &env{ctx: ctx, pair: pair}
+	e.cap = StartCapture(t, pair.A)
+	e.A = factA(t, "A", pair.A, optsA)
+	e.B = factB(t, "B", pair.B, optsB)
+	e.I, e.R = e.A, e.B
+	if dir == bInitiates {
+		e.I, e.R = e.B, e.A
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			ps, err := e.cap.Packets()
+			t.Logf("capture on %s (err %v):\n%s", pair.A.Link, err, FormatPackets(ps))
+		}
+	})
+	return e
 }
 
 func (e *env) other(p Peer) Peer {
