@@ -78,10 +78,13 @@ const resolvedTTL = 12 * time.Hour
 // when they are not cached yet, extracts the ELF vmlinux and the modules, and builds the
 // base initramfs. It is idempotent and safe to call from several processes at once (a
 // lock file serialises the work); when everything is cached it costs one `apt-cache`
-// call (Run skips even that when Prepare ran within the last 12 hours). Progress is written to log, which may be nil.
+// call (Run skips even that when the kernel package was resolved within the last 12
+// hours). If apt cannot answer but an earlier run's assets are cached, those are used.
+// Progress is written to log, which may be nil.
 //
 // The cache layout under CacheDir():
 //
+//	resolved                                   the kernel package apt named last
 //	<kernel version>/vmlinux                   the ELF kernel
 //	<kernel version>/linux-image-….deb         the downloaded package
 //	<kernel version>/base-<hash>.cpio         busybox + modules + /init; hash of its inputs
@@ -102,10 +105,17 @@ func prepare(ctx context.Context, log io.Writer, trustResolved bool) (*Assets, e
 	}
 	pkg := ""
 	if trustResolved {
-		pkg = recentResolution(root)
+		pkg = recentResolution(root, resolvedTTL)
 	}
 	if pkg == "" {
 		if pkg, err = resolveKernelPackage(ctx, log); err != nil {
+			// Offline, with a cache from an earlier run: boot what is cached.
+			if old := recentResolution(root, -1); old != "" {
+				if a, cerr := cachedAssets(root, old); cerr == nil {
+					fmt.Fprintf(log, "vmtest: %v; using the cached %s\n", err, old)
+					return a, nil
+				}
+			}
 			return nil, err
 		}
 		if err := os.MkdirAll(root, 0o755); err != nil {
@@ -115,16 +125,13 @@ func prepare(ctx context.Context, log io.Writer, trustResolved bool) (*Assets, e
 			return nil, err
 		}
 	}
-	a := &Assets{KernelPackage: pkg, KernelVersion: strings.TrimPrefix(pkg, "linux-image-")}
-	kdir := filepath.Join(root, a.KernelVersion)
-	a.Vmlinux = filepath.Join(kdir, "vmlinux")
-
-	key := baseKey()
-	a.BaseInitrd = filepath.Join(kdir, "base-"+key+".cpio")
-	orderFile := filepath.Join(kdir, "base-"+key+".order")
-	if a.Modules, err = readOrder(orderFile); err == nil && fileExists(a.Vmlinux) && fileExists(a.BaseInitrd) {
+	if a, err := cachedAssets(root, pkg); err == nil {
 		return a, nil
 	}
+	a := assetPaths(root, pkg)
+	kdir := filepath.Dir(a.Vmlinux)
+	key := baseKey()
+	orderFile := filepath.Join(kdir, "base-"+key+".order")
 
 	if err := os.MkdirAll(kdir, 0o755); err != nil {
 		return nil, fmt.Errorf("vmtest: create cache dir: %w", err)
@@ -135,7 +142,7 @@ func prepare(ctx context.Context, log io.Writer, trustResolved bool) (*Assets, e
 	}
 	defer unlock()
 	// Another process may have finished the work while we waited for the lock.
-	if a.Modules, err = readOrder(orderFile); err == nil && fileExists(a.Vmlinux) && fileExists(a.BaseInitrd) {
+	if a, err := cachedAssets(root, pkg); err == nil {
 		return a, nil
 	}
 
@@ -203,6 +210,31 @@ func prepare(ctx context.Context, log io.Writer, trustResolved bool) (*Assets, e
 	return a, nil
 }
 
+// assetPaths returns where the assets of kernel package pkg live under root.
+func assetPaths(root, pkg string) *Assets {
+	a := &Assets{KernelPackage: pkg, KernelVersion: strings.TrimPrefix(pkg, "linux-image-")}
+	kdir := filepath.Join(root, a.KernelVersion)
+	a.Vmlinux = filepath.Join(kdir, "vmlinux")
+	a.BaseInitrd = filepath.Join(kdir, "base-"+baseKey()+".cpio")
+	return a
+}
+
+// cachedAssets returns pkg's assets if they are completely prepared.
+func cachedAssets(root, pkg string) (*Assets, error) {
+	a := assetPaths(root, pkg)
+	order, err := readOrder(strings.TrimSuffix(a.BaseInitrd, ".cpio") + ".order")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range []string{a.Vmlinux, a.BaseInitrd} {
+		if _, err := os.Stat(p); err != nil {
+			return nil, err
+		}
+	}
+	a.Modules = order
+	return a, nil
+}
+
 // pruneOldBases removes base archives of other keys (older versions of init.sh or of
 // the module list) that have not been written for an hour; a process of another
 // version that is booting from one right now keeps its open file.
@@ -263,11 +295,11 @@ func resolveKernelPackage(ctx context.Context, log io.Writer) (string, error) {
 }
 
 // recentResolution returns the kernel package recorded in resolvedFile if it was
-// written within resolvedTTL, else "".
-func recentResolution(root string) string {
+// written within ttl (any time if ttl < 0), else "".
+func recentResolution(root string, ttl time.Duration) string {
 	path := filepath.Join(root, resolvedFile)
 	fi, err := os.Stat(path)
-	if err != nil || time.Since(fi.ModTime()) > resolvedTTL {
+	if err != nil || ttl >= 0 && time.Since(fi.ModTime()) > ttl {
 		return ""
 	}
 	b, err := os.ReadFile(path)
