@@ -172,6 +172,13 @@ func (f *Family) finishInitiatorChild(ike *ikeSA, c *childSA, m *message, offere
 		reason = telemetry.ReasonTSUnaccept
 	case c.cfg.Mode == ModeTransport && m.getNotify(wire.NotifyUseTransportMode) == nil:
 		reason = "USE_TRANSPORT_MODE"
+	case slices.Contains(f.peerDeletedSPIs, spiOut):
+		// The peer deleted this Child SA before its answer reached us: it is gone.
+		f.peerDeletedSPIs = slices.DeleteFunc(f.peerDeletedSPIs, func(s uint32) bool { return s == spiOut })
+		c.peerDeleted = true
+		f.log(LevelInfo, "peer deleted the Child SA before its answer arrived", "child", c.cfg.Name)
+		f.dropChild(c, telemetry.ReasonDeleted)
+		return
 	}
 	if reason == "" {
 		if c.cfg.Mode == ModeTransport {

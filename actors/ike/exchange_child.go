@@ -211,10 +211,8 @@ func (f *Family) onChildResponse(ike *ikeSA, c, old *childSA, m *message, offere
 				cont(err)
 				f.concludeRekey(old, c)
 			}
-		case ChildStateUp:
-			f.concludeRekey(old, c)
 		default:
-			f.concludeRekey(old, nil)
+			f.concludeRekey(old, c)
 		}
 	}
 	if priv == nil {
@@ -295,6 +293,21 @@ func (f *Family) childRekeyRejected(old *childSA, t wire.NotifyType) {
 // (c nil): the lowest-nonce rule if the peer rekeyed old too (§2.8.1), then the
 // deletion of whatever is redundant.
 func (f *Family) concludeRekey(old, c *childSA) {
+	if c != nil && c.peerDeleted {
+		// The peer deleted our replacement before its answer arrived: it wants the
+		// Child SA gone. Delete the old one too (strongSwan does the same).
+		if old.state == ChildStateGone || old.peerDeleted {
+			f.dropChild(old, telemetry.ReasonDeleted)
+			return
+		}
+		if old.passive != nil {
+			old.state, old.successor, old.passive = ChildStateRekeyed, old.passive, nil
+			return
+		}
+		old.state = ChildStateRekeyed
+		f.queueDeleteChild(old, telemetry.ReasonDeleted)
+		return
+	}
 	if c == nil || c.state != ChildStateUp {
 		// Installing our replacement failed (finishInitiatorChild deletes it): keep
 		// the old Child SA unless the peer's replacement exists.

@@ -68,6 +68,12 @@ func (f *Family) onInformationalRequest(ike *ikeSA, m *message) {
 			for _, spi := range d.spis {
 				c := f.childByOutboundSPI(spi)
 				if c == nil {
+					if f.creatingChild() {
+						f.peerDeletedSPIs = append(f.peerDeletedSPIs, spi)
+						if len(f.peerDeletedSPIs) > 16 {
+							f.peerDeletedSPIs = f.peerDeletedSPIs[1:]
+						}
+					}
 					continue
 				}
 				switch {
@@ -98,10 +104,27 @@ func (f *Family) onInformationalRequest(ike *ikeSA, m *message) {
 	if !deleteIKE {
 		return
 	}
+	if p := ike.passive; ike == f.ike && p != nil {
+		// The peer rekeyed this IKE SA (we answered while our own rekey of it was in
+		// flight) and now deletes it: its rekey won (§2.8.2); ours is moot.
+		ike.passive = nil
+		ike.active = nil
+		f.promote(p.sa, ike, false)
+	}
 	if ike != f.ike {
 		// An IKE SA replaced by a rekey (or a redundant one from a collision).
 		f.forgetIKE(ike, telemetry.ReasonDeleted)
 		return
 	}
 	f.die(telemetry.ReasonDeleted, nil)
+}
+
+// creatingChild reports whether one of our CREATE_CHILD_SA requests is outstanding.
+func (f *Family) creatingChild() bool {
+	for _, c := range f.children {
+		if c.state == ChildStateCreating {
+			return true
+		}
+	}
+	return false
 }

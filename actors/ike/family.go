@@ -64,6 +64,11 @@ type Family struct {
 	initiated bool // Initiate / InitiateChild / Acquire was seen (initiator)
 
 	injectAnswer wire.NotifyType // AnswerNextRequestWith
+
+	// peerDeletedSPIs are SPIs the peer deleted that matched no Child SA of ours: a
+	// replacement the peer created (and then deleted) while its CREATE_CHILD_SA response
+	// to us was still on its way. finishInitiatorChild consults it.
+	peerDeletedSPIs []uint32
 }
 
 // AnswerNextRequestWith makes the family answer the next request it receives (after

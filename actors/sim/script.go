@@ -15,6 +15,7 @@ import (
 
 // Script commands (one per line; the test files put the expected output after "----"):
 //
+//	seed N                       use seed N (first command only)
 //	pair [key=value…]            nodes A (192.0.2.1) and B (192.0.2.2) with connection "ab"
 //	                             and child "net" (198.51.100.1/32 <=> 203.0.113.1/32); keys:
 //	                             ike esp dpd rekey overtime randtime child-rekey child-life
@@ -98,6 +99,18 @@ func (w *World) exec(cmd string, args []string, extra *string) error {
 		return ""
 	}
 	switch cmd {
+	case "seed":
+		// seed N: start over with another seed (nonces, SPIs, jitter all change). Only
+		// before the first node exists.
+		if len(w.Nodes) > 0 {
+			return fmt.Errorf("seed: only before pair")
+		}
+		v, err := strconv.ParseUint(arg(0), 10, 64)
+		if err != nil {
+			return err
+		}
+		*w = *New(v)
+		return nil
 	case "pair":
 		return w.setupPair(args)
 	case "conn":
