@@ -485,3 +485,32 @@ func TestDecodeAllocationBound(t *testing.T) {
 		t.Fatalf("refusing %d octets allocated %d octets", len(body), grown)
 	}
 }
+
+// TestZeroCopy: decoded byte fields alias the input, with their capacity clipped so that
+// appending to one cannot write into the rest of the datagram.
+func TestZeroCopy(t *testing.T) {
+	n := nonce()
+	ke := &KEPayload{Group: KECurve25519, Data: bytes.Repeat([]byte{9}, 32)}
+	b := initMsg(t, ke, n)
+	m, err := DecodeMessage(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotKE := m.Payloads[0].(*KEPayload)
+	gotN := m.Payloads[1].(*NoncePayload)
+	// KE data starts after header, generic header and group/reserved; the nonce after
+	// that payload's generic header.
+	keOff := HeaderLen + 4 + 4
+	nOff := keOff + 32 + 4
+	b[keOff], b[nOff] = 0x5a, 0xa5
+	if gotKE.Data[0] != 0x5a || gotN.Data[0] != 0xa5 || &m.Raw()[0] != &b[0] {
+		t.Fatal("decoded fields do not point into the datagram")
+	}
+	_ = append(gotKE.Data, 0xee)
+	if b[keOff+32] == 0xee {
+		t.Fatal("append to a decoded field overwrote the next payload")
+	}
+	if cap(gotKE.Data) != len(gotKE.Data) {
+		t.Fatalf("capacity %d not clipped to %d", cap(gotKE.Data), len(gotKE.Data))
+	}
+}
