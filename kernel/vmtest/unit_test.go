@@ -693,3 +693,45 @@ func TestPreparedAssets(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareOffline: without apt, a cache from an earlier run is used (even when its
+// resolution is stale), and an empty cache fails naming what to install.
+func TestPrepareOffline(t *testing.T) {
+	cached, err := Prepare(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := os.Symlink(filepath.Dir(cached.Vmlinux), filepath.Join(root, cached.KernelVersion)); err != nil {
+		t.Fatal(err)
+	}
+	resolved := filepath.Join(root, resolvedFile)
+	if err := os.WriteFile(resolved, []byte(cached.KernelPackage+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stale := time.Now().Add(-2 * resolvedTTL)
+	if err := os.Chtimes(resolved, stale, stale); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CYGNET_VM_CACHE", root)
+	t.Setenv("PATH", t.TempDir()) // no apt-cache, apt-get, dpkg-deb
+	resolveMu.Lock()
+	saved := resolvedKernel
+	resolvedKernel = ""
+	resolveMu.Unlock()
+	t.Cleanup(func() { resolveMu.Lock(); resolvedKernel = saved; resolveMu.Unlock() })
+
+	got, err := Prepare(context.Background(), nil)
+	if err != nil {
+		t.Fatalf("Prepare offline with a cache: %v", err)
+	}
+	if got.KernelPackage != cached.KernelPackage || !slices.Equal(got.Modules, cached.Modules) {
+		t.Errorf("offline Prepare = %+v, want the cached %+v", got, cached)
+	}
+
+	t.Setenv("CYGNET_VM_CACHE", t.TempDir())
+	_, err = Prepare(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "apt-cache is missing; install the Debian package apt") {
+		t.Errorf("Prepare with neither apt nor a cache: %v", err)
+	}
+}
