@@ -341,7 +341,7 @@ func downloadPackage(ctx context.Context, log io.Writer, pkg, dir string) (strin
 			break
 		}
 		if attempt > 0 {
-			return "", fmt.Errorf("vmtest: apt-get download %s: %w: %s", pkg, err, strings.TrimSpace(string(out)))
+			return "", fmt.Errorf("vmtest: apt-get download %s (is the Debian mirror reachable? the VM tests need this package): %w: %s", pkg, err, strings.TrimSpace(string(out)))
 		}
 		// Missing or stale package lists: update once and retry.
 		fmt.Fprintf(log, "vmtest: apt-get download failed (%v); running apt-get update\n", err)
