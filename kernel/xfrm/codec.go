@@ -1,3 +1,5 @@
+//go:build linux
+
 package xfrm
 
 // The XFRM netlink messages cygnet sends and receives (include/uapi/linux/xfrm.h), encoded
@@ -31,6 +33,7 @@ const (
 	msgExpire       = 0x18
 	msgUpdPolicy    = 0x19
 	msgUpdSA        = 0x1a
+	msgNewSPDInfo   = 0x24
 	groupAcquire    = 1 // XFRMNLGRP_ACQUIRE
 	groupExpire     = 2 // XFRMNLGRP_EXPIRE
 	protoESP        = unix.IPPROTO_ESP
@@ -307,6 +310,15 @@ func encodePolicyID(id kernel.PolicyID) []byte {
 	putSelector(b, id.Selector)
 	b[60] = xfrmDir(id.Dir)
 	return b
+}
+
+// encodeSPDInfo builds the payload of XFRM_MSG_NEWSPDINFO: a u32 of flags, then
+// XFRMA_SPD_IPV4_HTHRESH and XFRMA_SPD_IPV6_HTHRESH (struct xfrmu_spdhthresh).
+func encodeSPDInfo(th HashThresholds) []byte {
+	const attrSPDIPv4HThresh, attrSPDIPv6HThresh = 3, 4
+	b := make([]byte, 4, 20)
+	b = appendAttr(b, attrSPDIPv4HThresh, []byte{th.IPv4Local, th.IPv4Remote})
+	return appendAttr(b, attrSPDIPv6HThresh, []byte{th.IPv6Local, th.IPv6Remote})
 }
 
 // Decoding.

@@ -181,7 +181,12 @@ func contractNS(t testing.TB) *testNS {
 
 func openKernel(t testing.TB, n *testNS) *xfrm.Kernel {
 	t.Helper()
-	k, err := xfrm.Open(n.ns, xfrm.Options{})
+	return openKernelWith(t, n, xfrm.Options{})
+}
+
+func openKernelWith(t testing.TB, n *testNS, opts xfrm.Options) *xfrm.Kernel {
+	t.Helper()
+	k, err := xfrm.Open(n.ns, opts)
 	if err != nil {
 		t.Fatalf("xfrm.Open: %v", err)
 	}

@@ -49,6 +49,18 @@ type Options struct {
 	// EventBuffer is the receive buffer of the notification socket in bytes; zero means
 	// 4 MiB. A burst of expiries larger than this is lost (and counted).
 	EventBuffer int
+	// PolicyHashThresholds, if set, is applied at Open (see SetPolicyHashThresholds).
+	PolicyHashThresholds *HashThresholds
+}
+
+// HashThresholds are the SPD's hash thresholds (`ip xfrm policy set hthresh4 L R
+// hthresh6 L R`): a policy whose local and remote selector prefixes are at least this
+// long lives in Linux's policy hash table; any other policy is "inexact" and costs
+// time proportional to the number of inexact policies at every install and delete.
+// Linux's defaults (32/32 and 128/128) hash only host-to-host policies.
+type HashThresholds struct {
+	IPv4Local, IPv4Remote uint8 // 0–32
+	IPv6Local, IPv6Remote uint8 // 0–128
 }
 
 // Kernel is the XFRM tables of one network namespace.
@@ -100,7 +112,30 @@ func Open(ns netns.NsHandle, opts Options) (*Kernel, error) {
 		hub:     kernel.NewHub(),
 	}
 	go k.monitor()
+	if opts.PolicyHashThresholds != nil {
+		if err := k.SetPolicyHashThresholds(context.Background(), *opts.PolicyHashThresholds); err != nil {
+			k.Close()
+			return nil, err
+		}
+	}
 	return k, nil
+}
+
+// SetPolicyHashThresholds sets the SPD hash thresholds of the namespace, for cygnet's
+// policies and everyone else's (XFRM_MSG_NEWSPDINFO). Site-to-site tunnels between /24
+// subnets want 24/24: BenchmarkPolicyInstallDelete shows what inexact policies cost.
+func (k *Kernel) SetPolicyHashThresholds(ctx context.Context, th HashThresholds) error {
+	if th.IPv4Local > 32 || th.IPv4Remote > 32 || th.IPv6Local > 128 || th.IPv6Remote > 128 {
+		return fmt.Errorf("xfrm: policy hash thresholds %+v: %w", th, kernel.ErrInvalid)
+	}
+	if err := k.begin(ctx); err != nil {
+		return err
+	}
+	defer k.end()
+	if _, err := k.request(msgNewSPDInfo, true, encodeSPDInfo(th), 0); err != nil {
+		return fmt.Errorf("xfrm: set policy hash thresholds %+v: %w", th, classify(err, addErrs))
+	}
+	return nil
 }
 
 // NewHandle opens a vishvananda/netlink handle on ns with only the families cygnet uses

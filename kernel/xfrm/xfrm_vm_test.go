@@ -320,39 +320,16 @@ func installChild(t testing.TB, k kernel.Kernel, n int, owner kernel.Owner, subn
 	return nil
 }
 
-// childPolicies returns the out, in and fwd policies of Child SA n.
-func childPolicies(n int, r kernel.Reqid, owner kernel.Owner, subnet bool) []kernel.Policy {
-	local, peer := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	mine := netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})
-	theirs := netip.AddrFrom4([4]byte{100, 64 | byte(n>>16), byte(n >> 8), byte(n)})
-	bits := 32
-	if subnet {
-		mine = netip.AddrFrom4([4]byte{10, byte(n >> 8), byte(n), 0})
-		theirs = netip.AddrFrom4([4]byte{100, 64 + byte(n>>8), byte(n), 0})
-		bits = 24
-	}
-	out := kernel.Selector{Src: netip.PrefixFrom(mine, bits), Dst: netip.PrefixFrom(theirs, bits)}
-	in := kernel.Selector{Src: out.Dst, Dst: out.Src}
-	return []kernel.Policy{
-		{Dir: kernel.DirOut, Selector: out, Priority: 1000, Owner: owner, Template: kernel.Template{Src: local, Dst: peer, Mode: kernel.ModeTunnel, Reqid: r}},
-		{Dir: kernel.DirIn, Selector: in, Priority: 1000, Owner: owner, Template: kernel.Template{Src: peer, Dst: local, Mode: kernel.ModeTunnel, Reqid: r}},
-		{Dir: kernel.DirFwd, Selector: in, Priority: 1000, Owner: owner, Template: kernel.Template{Src: peer, Dst: local, Mode: kernel.ModeTunnel, Reqid: r}},
-	}
-}
-
 // BenchmarkVMChildSAInstallDelete measures installing and deleting one Child SA (reqid,
 // SPI, SA pair, in/out/fwd policies; then DeleteOwned) while 100, 1,000 and 10,000
 // other Child SAs are installed, with /32 host selectors and with /24 subnet selectors
 // (which Linux keeps outside its policy hash table).
 func BenchmarkVMChildSAInstallDelete(b *testing.B) {
-	for _, subnet := range []bool{false, true} {
-		kind := "hosts"
-		if subnet {
-			kind = "subnets"
-		}
+	for _, v := range benchVariants {
+		kind, subnet := v.name, v.subnet
 		b.Run(kind, func(b *testing.B) {
 			n := contractNS(b)
-			k := openKernel(b, n)
+			k := openKernelWith(b, n, xfrm.Options{PolicyHashThresholds: v.thresholds})
 			installed := 0
 			for _, size := range []int{100, 1000, 10000} {
 				start := time.Now()
