@@ -170,15 +170,14 @@ func (c *Client) ListConns(ctx context.Context, fn func(*Conn) error) error {
 	}, nil)
 }
 
-// ListSAs calls fn for each IKE SA matching filter. The *IKESA is reused between calls.
+// ListSAs calls fn for each IKE SA matching filter; fn may keep the *IKESA.
 func (c *Client) ListSAs(ctx context.Context, filter SAFilter, fn func(*IKESA) error) error {
-	var sa IKESA
 	return c.run(ctx, Request{Cmd: CmdListSAs, IKE: filter.IKE, IKEID: filter.IKEID}, "sa", func(raw []byte) error {
-		sa = IKESA{}
-		if err := json.Unmarshal(raw, &sa); err != nil {
+		sa := new(IKESA)
+		if err := DecodeIKESA(raw, sa); err != nil {
 			return fmt.Errorf("bad SA record from cygnetd: %v", err)
 		}
-		return fn(&sa)
+		return fn(sa)
 	}, nil)
 }
 
