@@ -70,3 +70,50 @@ func KeysOf(dumps []HexDump, context, name string) [][]byte {
 	}
 	return out
 }
+
+// ChildKeys are the keys charon logged for one Child SA (chd level 4). Charon
+// names them by the exchange's initiator: the "initiator" keys protect traffic
+// from the initiator of the exchange that created the Child SA (RFC 7296 §2.17).
+type ChildKeys struct {
+	Context  string // IKE SA context, "ab|1"
+	Name     string // child config name
+	UniqueID uint32
+	// SPIIn is the SPI this charon chose (inbound), SPIOut the peer's.
+	SPIIn, SPIOut  uint32
+	EncrI, EncrR   []byte // encryption keys (AEAD: key || salt)
+	IntegI, IntegR []byte // integrity keys; empty for AEAD
+}
+
+var childEstablished = regexp.MustCompile(`<([^>]*)> (?:inbound )?CHILD_SA (\S+)\{(\d+)\} established with SPIs ([0-9a-f]{8})_i ([0-9a-f]{8})_o`)
+
+// ParseChildKeys returns the keys of every Child SA established in a charon log
+// written with Options.LogKeys, in order: each child's keys are the last ones
+// logged before its "established with SPIs" line.
+func ParseChildKeys(log string) []ChildKeys {
+	dumps := ParseHexDumps(log)
+	var out []ChildKeys
+	for i, l := range strings.Split(log, "\n") {
+		m := childEstablished.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		last := func(name string) []byte {
+			var v []byte
+			for _, d := range dumps {
+				if d.Line < i+1 && d.Name == name {
+					v = d.Data
+				}
+			}
+			return v
+		}
+		id, _ := strconv.ParseUint(m[3], 10, 32)
+		in, _ := strconv.ParseUint(m[4], 16, 32)
+		outSPI, _ := strconv.ParseUint(m[5], 16, 32)
+		out = append(out, ChildKeys{
+			Context: m[1], Name: m[2], UniqueID: uint32(id), SPIIn: uint32(in), SPIOut: uint32(outSPI),
+			EncrI: last("encryption initiator key"), EncrR: last("encryption responder key"),
+			IntegI: last("integrity initiator key"), IntegR: last("integrity responder key"),
+		})
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package interop
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -48,3 +49,19 @@ func (p *CharonPeer) LoadConn(ctx context.Context, c charon.Conn) error {
 }
 
 func (p *CharonPeer) LogContains(s string) bool { return strings.Contains(p.Log(), s) }
+
+var _ KeySource = (*CharonPeer)(nil)
+
+// ESPKeys returns both keys charon logged for the Child SA with spi: its log names
+// them by exchange role, not by SPI.
+func (p *CharonPeer) ESPKeys(spi uint32) ([][]byte, error) {
+	if !p.opts.LogKeys {
+		return nil, fmt.Errorf("%s: started without LogKeys, its log has no keys", p.label)
+	}
+	for _, c := range charon.ParseChildKeys(p.Log()) {
+		if c.SPIIn == spi || c.SPIOut == spi {
+			return [][]byte{c.EncrI, c.EncrR}, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: no Child SA with SPI %08x in the log", p.label, spi)
+}

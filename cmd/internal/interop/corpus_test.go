@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -283,6 +282,7 @@ func TestCharonCorpus(t *testing.T) {
 			keys := ""
 			if sq.optsA.LogKeys {
 				keys = keyReport(t, e.A.(*CharonPeer), ikeSAs)
+				checkCorpusKeys(t, msgs, e.A.(*CharonPeer))
 			}
 			results = append(results, result{msgs, keys, filepath.Join(corpusDir, sq.name)})
 		})
@@ -338,8 +338,6 @@ func TestCharonCorpus(t *testing.T) {
 	}
 }
 
-var childEstablished = regexp.MustCompile(`<(ab\|\d+)> (?:inbound |outbound )?CHILD_SA (\w+)\{(\d+)\} established with SPIs ([0-9a-f]{8})_i ([0-9a-f]{8})_o`)
-
 // keyReport renders the keys charon A logged: per IKE SA its SPIs and SK_*, per
 // Child SA its SPIs (as A sees them) and the keys charon labels by the exchange
 // initiator's direction.
@@ -375,26 +373,42 @@ func keyReport(t *testing.T, a *CharonPeer, ikeSAs map[uint32]charon.IKESA) stri
 			t.Errorf("no Sk_ei for IKE SA %s in charon A's log", ctx)
 		}
 	}
-	// Each child's keys are the last ones logged before its "established" line.
-	lines := strings.Split(log, "\n")
-	for i, l := range lines {
-		m := childEstablished.FindStringSubmatch(l)
-		if m == nil || strings.Contains(l, "outbound CHILD_SA") {
-			continue
-		}
-		last := func(name string) string {
-			v := ""
-			for _, d := range dumps {
-				if d.Line < i+1 && d.Name == name {
-					v = hex.EncodeToString(d.Data)
-				}
-			}
-			return v
-		}
-		fmt.Fprintf(&b, "child %s %s{%s} spi_in=%s spi_out=%s encr_i=%s encr_r=%s integ_i=%s integ_r=%s\n",
-			m[1], m[2], m[3], m[4], m[5],
-			last("encryption initiator key"), last("encryption responder key"),
-			last("integrity initiator key"), last("integrity responder key"))
+	for _, c := range charon.ParseChildKeys(log) {
+		fmt.Fprintf(&b, "child %s %s{%d} spi_in=%08x spi_out=%08x encr_i=%x encr_r=%x integ_i=%x integ_r=%x\n",
+			c.Context, c.Name, c.UniqueID, c.SPIIn, c.SPIOut, c.EncrI, c.EncrR, c.IntegI, c.IntegR)
 	}
 	return b.String()
+}
+
+// checkCorpusKeys proves the logged keys are the ones on the wire: the first
+// IKE_AUTH request and response decrypt with SK_ei and SK_er of IKE SA 1.
+func checkCorpusKeys(t *testing.T, msgs []corpusMsg, a *CharonPeer) {
+	t.Helper()
+	dumps := charon.ParseHexDumps(a.Log())
+	ei, er := charon.KeysOf(dumps, "ab|1", "Sk_ei secret"), charon.KeysOf(dumps, "ab|1", "Sk_er secret")
+	if len(ei) != 1 || len(er) != 1 {
+		t.Fatalf("SK_ei/SK_er of ab|1: %d/%d in charon A's log", len(ei), len(er))
+	}
+	var checked int
+	for _, m := range msgs {
+		if m.Header.Exchange != pcap.IKEAuth {
+			continue
+		}
+		key := ei[0]
+		if m.Header.Response() {
+			key = er[0]
+		}
+		inner, err := OpenSKAESGCM(key, m.IKE)
+		if err != nil {
+			t.Errorf("%s: %v", m.file(0), err)
+			continue
+		}
+		if len(inner) < 4 {
+			t.Errorf("%s: %d bytes inside SK", m.file(0), len(inner))
+		}
+		checked++
+	}
+	if checked != 2 {
+		t.Errorf("decrypted %d IKE_AUTH messages, want 2", checked)
+	}
 }

@@ -142,3 +142,13 @@ func WaitSAs(ctx context.Context, p Peer, what string, cond func([]charon.IKESA)
 		}
 	}
 }
+
+// KeySource is a Peer that can say which keys protect a Child SA (scenario 10):
+// charon from its level-4 log (PeerOptions.LogKeys), cygnet from its in-memory
+// kernel.
+type KeySource interface {
+	// ESPKeys returns the candidate encryption keys (AEAD: key || salt) of the
+	// Child SA that has spi as one of its SPIs. Exactly one of them must open a
+	// packet sent with that SPI.
+	ESPKeys(spi uint32) ([][]byte, error)
+}

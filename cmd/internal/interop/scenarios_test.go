@@ -312,9 +312,9 @@ func firstInstalled(t *testing.T, s charon.IKESA) charon.ChildSA {
 	return c[0]
 }
 
-// scenarioTable is every scenario that runs with charon as B. Scenarios 9 (cygnet
-// demands the cookie) and 10 (keys from cygnet's in-memory kernel) have
-// cygnet-only parts; their charon-demanded and charon-logged halves are here.
+// scenarioTable is every scenario of issue 7, as it runs with charon as B. With
+// charon as A too, scenario 9's cookie is demanded by charon (threshold 1 and a
+// decoy half-open SA) and scenario 10's keys come from charon A's log.
 func scenarioTable() []scenario {
 	var scs []scenario
 
@@ -664,6 +664,62 @@ func scenarioTable() []scenario {
 				t.Error("the initiator never repeated IKE_SA_INIT with the COOKIE first")
 			}
 			e.ping(t)
+		}})
+	// 10. Keys: traffic from B's side, through B's userspace ESP, decrypted with
+	// the keys A says it derived.
+	scs = append(scs, scenario{name: "10-keys-decrypt-esp", optsA: PeerOptions{LogKeys: true},
+		run: func(t *testing.T, e *env) {
+			ks, ok := e.A.(KeySource)
+			if !ok {
+				t.Fatalf("%s cannot report its keys", e.A.Label())
+			}
+			e.loadDefault(t, nil)
+			i, r := e.establish(t)
+			a := r
+			if e.I == e.A {
+				a = i
+			}
+			spi := firstInstalled(t, a).SPIIn // B -> A
+			// A may have no data plane to answer: the echo requests are what counts.
+			_, _ = e.pair.B.Run(e.ctx, "ping", "-n", "-q", "-c", "3", "-i", "0.2", "-w", "3",
+				"-I", e.pair.B.Inner.String(), e.pair.A.Inner.String())
+			e.waitESP(t, spi)
+			keys, err := ks.ESPKeys(spi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps, err := e.cap.Packets()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var opened int
+			for _, p := range ps {
+				if p.Kind != pcap.KindESP || p.ESPSPI != spi {
+					continue
+				}
+				var inner []byte
+				var next byte
+				var openedBy int
+				for _, k := range keys {
+					if in, nh, err := OpenESPAESGCM(k, p.Payload); err == nil {
+						inner, next = in, nh
+						openedBy++
+					}
+				}
+				if openedBy != 1 {
+					t.Errorf("ESP #%d (SPI %08x): %d of A's %d keys open it, want exactly 1", p.Frame, spi, openedBy, len(keys))
+					continue
+				}
+				src, dst := netip.AddrFrom4([4]byte(inner[12:16])), netip.AddrFrom4([4]byte(inner[16:20]))
+				if next != 4 || inner[9] != 1 || src != e.pair.B.Inner || dst != e.pair.A.Inner || inner[20] != 8 {
+					t.Errorf("ESP #%d: next header %d, inner %v -> %v protocol %d type %d; want an ICMP echo request %v -> %v",
+						p.Frame, next, src, dst, inner[9], inner[20], e.pair.B.Inner, e.pair.A.Inner)
+				}
+				opened++
+			}
+			if opened == 0 {
+				t.Error("no ESP packet from B decrypted")
+			}
 		}})
 	return scs
 }
