@@ -106,6 +106,7 @@ func fragmentChain(h Header, next PayloadType, chain []byte, c SKCipher, maxSize
 // than MaxBytes of plaintext. A larger total than before means the peer re-fragmented
 // for a smaller path MTU: what was stored is dropped and reassembly starts over (§2.6.2).
 // Memory held is about twice MaxBytes at most (the pieces, then the assembled chain).
+// The zero value has both limits 0 and refuses every fragment: use NewReassembler.
 type Reassembler struct {
 	MaxFragments int // most fragments accepted for one message
 	MaxBytes     int // most plaintext octets stored for one message

@@ -401,3 +401,27 @@ func FindNotify(ps []Payload, t NotifyType) (*NotifyPayload, bool) {
 	}
 	return nil, false
 }
+
+// FormatPayloads prints a payload list as strongSwan logs it, with notify types spelled
+// out: "[ IDi N(INITIAL_CONTACT) IDr AUTH SA TSi TSr ]". For logs and test scripts.
+func FormatPayloads(ps []Payload) string {
+	b := []byte{'['}
+	for _, p := range ps {
+		b = append(b, ' ')
+		switch q := p.(type) {
+		case *NotifyPayload:
+			b = append(b, "N("...)
+			b = append(b, q.NotifyType.String()...)
+			b = append(b, ')')
+		case *EncryptedPayload:
+			b = append(b, "SK{"...)
+			b = append(b, q.NextPayload.String()...)
+			b = append(b, '}')
+		case *FragmentPayload:
+			b = fmt.Appendf(b, "SKF(%d/%d)", q.Number, q.Total)
+		default:
+			b = append(b, p.Type().String()...)
+		}
+	}
+	return string(append(b, " ]"...))
+}

@@ -44,6 +44,8 @@ func TestRegistryNames(t *testing.T) {
 		{Flags(0).String(), "0"},
 		{Flags(0x09).String(), "I|0x1"},
 		{AnswerInvalidSyntax.String(), "INVALID_SYNTAX"},
+		{FormatPayloads([]Payload{&IDPayload{}, NewNotify(NotifyInitialContact, nil), &EncryptedPayload{NextPayload: PayloadIDi}, &FragmentPayload{Number: 2, Total: 3}}), "[ IDi N(INITIAL_CONTACT) SK{IDi} SKF(2/3) ]"},
+		{FormatPayloads(nil), "[ ]"},
 		{Header{SPIi: 0xd77925670b93638a, Exchange: ExchangeIKEAuth, Flags: FlagInitiator, MsgID: 1}.String(), "IKE_AUTH request 1 [I] d77925670b93638a_i 0000000000000000_r"},
 	}
 	for _, c := range cases {
