@@ -378,17 +378,26 @@ func coveredTS(got, offered []TrafficSelector) bool {
 }
 
 // selectChildConfig is the responder's choice of a child definition for a request
-// with tsi (the peer's side) and tsr (ours): the first whose selectors overlap both.
+// with tsi (the peer's side) and tsr (ours): the first that accepts the selectors as
+// proposed, else the first whose selectors overlap both (narrowing, §2.9).
 func (f *Family) selectChildConfig(ike *ikeSA, tsi, tsr []TrafficSelector) (*ChildConfig, []TrafficSelector, []TrafficSelector) {
+	var best *ChildConfig
+	var bestLocal, bestRemote []TrafficSelector
 	for i := range f.cfg.Children {
 		cc := &f.cfg.Children[i]
 		local := narrowTS(tsr, dynamicTS(cc.LocalTS, ike.local.Addr()))
 		remote := narrowTS(tsi, dynamicTS(cc.RemoteTS, ike.remote.Addr()))
-		if len(local) > 0 && len(remote) > 0 {
+		if len(local) == 0 || len(remote) == 0 {
+			continue
+		}
+		if slices.Equal(local, tsr) && slices.Equal(remote, tsi) {
 			return cc, local, remote
 		}
+		if best == nil {
+			best, bestLocal, bestRemote = cc, local, remote
+		}
 	}
-	return nil, nil, nil
+	return best, bestLocal, bestRemote
 }
 
 // espProposals are our ESP proposals for c with our SPI; without PFS (IKE_AUTH) the

@@ -63,7 +63,8 @@ type Family struct {
 
 	initiated bool // Initiate / InitiateChild / Acquire was seen (initiator)
 
-	injectAnswer wire.NotifyType // AnswerNextRequestWith
+	injectAnswer wire.NotifyType // AnswerRequestsWith
+	injectCount  int
 
 	// peerDeletedSPIs are SPIs the peer deleted that matched no Child SA of ours: a
 	// replacement the peer created (and then deleted) while its CREATE_CHILD_SA response
@@ -71,11 +72,11 @@ type Family struct {
 	peerDeletedSPIs []uint32
 }
 
-// AnswerNextRequestWith makes the family answer the next request it receives (after
+// AnswerRequestsWith makes the family answer the next n requests it receives (after
 // the integrity and window checks) with the error notify t alone instead of processing
-// it. It is a fault-injection aid for the simulator and chaos tests (a peer answering
+// them. It is a fault-injection aid for the simulator and chaos tests (a peer answering
 // INVALID_SYNTAX, say); the daemon never calls it.
-func (f *Family) AnswerNextRequestWith(t wire.NotifyType) { f.injectAnswer = t }
+func (f *Family) AnswerRequestsWith(t wire.NotifyType, n int) { f.injectAnswer, f.injectCount = t, n }
 
 // NewInitiator creates a family that will initiate an IKE SA for cfg when it receives
 // Initiate, InitiateChild or Acquire. It emits nothing until then.

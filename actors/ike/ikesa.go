@@ -369,8 +369,8 @@ func (f *Family) noteNotifies(m *message) {
 
 // handleRequest dispatches an authenticated, in-window request.
 func (f *Family) handleRequest(ike *ikeSA, m *message) {
-	if t := f.injectAnswer; t != 0 {
-		f.injectAnswer = 0
+	if t := f.injectAnswer; t != 0 && f.injectCount > 0 {
+		f.injectCount--
 		resp := &message{}
 		var data []byte
 		switch t {

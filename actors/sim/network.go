@@ -124,7 +124,7 @@ func (nw *Network) remove(d *Datagram) {
 func (w *World) deliver(d *Datagram) {
 	w.Net.remove(d)
 	w.Net.Delivered++
-	w.printf("%s→%s %s\n", d.Src, d.Dst, d.Summary)
+	w.printf("%s→%s %s\n", endpoint(d.Src, d.From), endpoint(d.Dst, d.To), d.Summary)
 	n := w.nodeByAddr(d.To.Addr())
 	if n == nil {
 		return
@@ -204,4 +204,12 @@ func (w *World) Tamper() {
 	d.Data = slices.Clone(d.Data)
 	d.Data[len(d.Data)-3] ^= 0x5a
 	w.printf("tampered %s→%s %s\n", d.Src, d.Dst, d.Summary)
+}
+
+// endpoint names a node, with the port when it is not IKE's 500.
+func endpoint(name string, ap netip.AddrPort) string {
+	if ap.Port() == 500 {
+		return name
+	}
+	return fmt.Sprintf("%s:%d", name, ap.Port())
 }

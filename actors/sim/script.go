@@ -16,8 +16,9 @@ import (
 // Script commands (one per line; the test files put the expected output after "----"):
 //
 //	seed N                       use seed N (first command only)
-//	pair [key=value…]            nodes A (192.0.2.1) and B (192.0.2.2) with connection "ab"
-//	                             and child "net" (198.51.100.1/32 <=> 203.0.113.1/32); keys:
+//	pair [ipv6] [key=value…]     nodes A (192.0.2.1) and B (192.0.2.2) with connection "ab"
+//	                             and child "net" (198.51.100.1/32 <=> 203.0.113.1/32), or
+//	                             2001:db8::1/2 with 2001:db8:a::/64 <=> 2001:db8:b::/64; keys:
 //	                             ike esp dpd rekey overtime randtime child-rekey child-life
 //	                             child-rand mode childless frag fragsize encap psk start
 //	                             jitter tries timeout grace
@@ -279,8 +280,8 @@ func (w *World) exec(cmd string, args []string, extra *string) error {
 		}
 		return nil
 	case "answer-with":
-		// answer-with NODE NOTIFY: NODE's current family answers the next request with
-		// the error notify alone (ike.Family.AnswerNextRequestWith).
+		// answer-with NODE NOTIFY [N]: NODE's current family answers the next N requests
+		// with the error notify alone (ike.Family.AnswerRequestsWith).
 		_, fh, err := current()
 		if err != nil {
 			return err
@@ -289,7 +290,13 @@ func (w *World) exec(cmd string, args []string, extra *string) error {
 		if !ok {
 			return fmt.Errorf("answer-with: unknown notify %q", arg(1))
 		}
-		fh.F.AnswerNextRequestWith(t)
+		count := 1
+		if a := arg(2); a != "" {
+			if count, err = strconv.Atoi(a); err != nil {
+				return err
+			}
+		}
+		fh.F.AnswerRequestsWith(t, count)
 		return nil
 	case "forge-init-notify":
 		n, fh, err := current()
@@ -413,7 +420,13 @@ func NewPair(seed uint64) *World {
 }
 
 func (w *World) setupPair(args []string) error {
-	a, b := w.AddNode("A", AddrA), w.AddNode("B", AddrB)
+	addrA, addrB, innerA, innerB := AddrA, AddrB, InnerA, InnerB
+	if len(args) > 0 && args[0] == "ipv6" {
+		args = args[1:]
+		addrA, addrB = netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
+		innerA, innerB = netip.MustParsePrefix("2001:db8:a::/64"), netip.MustParsePrefix("2001:db8:b::/64")
+	}
+	a, b := w.AddNode("A", addrA), w.AddNode("B", addrB)
 	mk := func(local, remote netip.Addr, lnet, rnet netip.Prefix) *ike.Connection {
 		return &ike.Connection{
 			Name: "ab", LocalAddrs: []netip.Addr{local}, RemoteAddrs: []netip.Addr{remote},
@@ -427,8 +440,8 @@ func (w *World) setupPair(args []string) error {
 			}},
 		}
 	}
-	a.Conns = []*ike.Connection{mk(AddrA, AddrB, InnerA, InnerB)}
-	b.Conns = []*ike.Connection{mk(AddrB, AddrA, InnerB, InnerA)}
+	a.Conns = []*ike.Connection{mk(addrA, addrB, innerA, innerB)}
+	b.Conns = []*ike.Connection{mk(addrB, addrA, innerB, innerA)}
 	for _, n := range []*Node{a, b} {
 		if err := applyConnOptions(n.Conns[0], args); err != nil {
 			return err

@@ -594,7 +594,7 @@ func (w *World) ShowSAs() string {
 				if i > 0 {
 					cur = " (old)"
 				}
-				fmt.Fprintf(&b, "%s: %s %s %v_i %v_r %s msgid out=%d in=%d%s\n", fh.Name(), ike.Name, ike.State, ike.SPIi, ike.SPIr, role, ike.NextMsgIDOut, ike.NextMsgIDIn, cur)
+				fmt.Fprintf(&b, "%s: %s %s %v_i %v_r %s msgid out=%d in=%d %v<>%v%s\n", fh.Name(), ike.Name, ike.State, ike.SPIi, ike.SPIr, role, ike.NextMsgIDOut, ike.NextMsgIDIn, ike.LocalID, ike.RemoteID, cur)
 			}
 			for _, c := range s.Children {
 				fmt.Fprintf(&b, "%s:   %v %s %v in=%08x out=%08x %v=>%v\n", fh.Name(), c.Ref, c.Name, c.State, c.SPIIn, c.SPIOut, c.LocalTS, c.RemoteTS)
