@@ -145,8 +145,11 @@ func (k *Kernel) lock(ctx context.Context) error {
 func (k *Kernel) unlock() { k.t.mu.Unlock() }
 
 // publish delivers ev to the current instance's subscribers unless a fault drops it.
-// Called with t.mu held.
+// Like kernel/xfrm, it reports only events of tagged objects. Called with t.mu held.
 func (t *tables) publish(ev kernel.Event) {
+	if !ev.Reqid.Tagged() {
+		return
+	}
 	if t.faults.dropEvents > 0 {
 		t.faults.dropEvents--
 		return
