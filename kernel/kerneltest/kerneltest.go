@@ -456,7 +456,7 @@ func testCleanupStalePolicies(t *testing.T, tg *Target) {
 
 func testConcurrentPolicies(t *testing.T, tg *Target) {
 	k := tg.Kernel
-	const workers, each = 8, 24
+	const workers, each = 8, 12
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each)
 	for w := range workers {
@@ -531,7 +531,7 @@ func spiReq(r kernel.Reqid, owner kernel.Owner) kernel.SPIRequest {
 func testAllocSPIUnique(t *testing.T, tg *Target) {
 	k := tg.Kernel
 	seen := make(map[kernel.SPI]bool)
-	for i := range 300 {
+	for i := range 200 {
 		spi, err := k.AllocSPI(ctx(t), spiReq(reqid(uint32(i%3)), kernel.Owner{Family: 1}))
 		mustNil(t, err, "AllocSPI")
 		if spi < kernel.MinSPI {
@@ -1061,7 +1061,7 @@ func testConcurrentChildSAs(t *testing.T, tg *Target) {
 	k := tg.Kernel
 	sub := k.Subscribe(1) // nobody reads it: must not block anything
 	defer sub.Close()
-	const workers, each = 8, 12
+	const workers, each = 8, 8
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each)
 	for w := range workers {

@@ -22,7 +22,23 @@ import (
 
 // TestVMContract holds kernel/xfrm to the whole contract, SAs included, on a kernel
 // with ESP.
-func TestVMContract(t *testing.T) { kerneltest.Run(t, newTarget) }
+func TestVMContract(t *testing.T) {
+	requireESP(t)
+	kerneltest.Run(t, newTarget)
+}
+
+// requireESP fails the test at once, with the way out, on a kernel without ESP.
+func requireESP(t *testing.T) {
+	t.Helper()
+	n := newNS(t)
+	err := addForeignSA(n.h, kernel.SA{
+		Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("192.0.2.2"), SPI: 0x100,
+		Mode: kernel.ModeTunnel, Reqid: 1, Encr: kernel.EncrAESGCM16, EncrKey: make([]byte, 20),
+	})
+	if err != nil {
+		t.Fatalf("this kernel cannot install an ESP SA (%v): the -tags vm tests need ESP; on a host without it run them in the test VM: go test -run TestInVM ./kernel/xfrm", err)
+	}
+}
 
 // tunnelSite is one end of a tunnel: a namespace with its Kernel.
 type tunnelSite struct {
@@ -174,6 +190,7 @@ func exchange(t *testing.T, a, b *tunnelSite, n, size int) {
 // namespaces, sends traffic through it both ways, watches the counters rise and a soft
 // expiry arrive after a byte limit, then removes everything and sees the tables empty.
 func TestVMTunnelTraffic(t *testing.T) {
+	requireESP(t)
 	a, b := twoSites(t)
 	ctx := t.Context()
 	sub := a.k.Subscribe(16)
@@ -240,6 +257,7 @@ func TestVMTunnelTraffic(t *testing.T) {
 // TestVMCrashCleanup: a daemon installs Child SAs and dies; the next one removes what
 // it left, and never an SA or policy that another daemon installed.
 func TestVMCrashCleanup(t *testing.T) {
+	requireESP(t)
 	n := contractNS(t)
 	ctx := t.Context()
 	first := openKernel(t, n)
