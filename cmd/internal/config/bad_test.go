@@ -92,14 +92,14 @@ secrets: {ike: {secret: k}}
     proposals: aes256gcm16-prfsha256-x25591
 secrets: {ike: {secret: k}}
 `,
-		`test.yaml:4: connections.ab.proposals: expected an IKE proposal like aes256gcm16-prfsha256-x25519 or default, got "aes256gcm16-prfsha256-x25591": unknown algorithm "x25591"`},
+		`test.yaml:4: connections.ab.proposals: expected an IKE proposal like aes256gcm16-prfsha256-x25519 or default, got "aes256gcm16-prfsha256-x25591": unknown or unsupported algorithm "x25591"`},
 	{"proposal without key exchange", `connections:
   ab:
     local: {id: a.example}
     proposals: aes256-sha256
 secrets: {ike: {secret: k}}
 `,
-		`test.yaml:4: connections.ab.proposals: expected an IKE proposal like aes256gcm16-prfsha256-x25519 or default, got "aes256-sha256": no key exchange method (like x25519 or modp2048)`},
+		`test.yaml:4: connections.ab.proposals: expected an IKE proposal like aes256gcm16-prfsha256-x25519 or default, got "aes256-sha256": a key exchange method is mandatory in IKE proposals`},
 	{"no pre-shared key", `connections:
   ab:
     local_addrs: 192.0.2.1
@@ -222,7 +222,7 @@ connections:
       net:
         local_ts: [10.0.0.0/8, 300.1.1.1]
         mode: tunel
-        esp_proposals: aes256gcm16-prfsha256
+        esp_proposals: aes256gcm16-blowfish
   "bad name!":
     local: {id: a.example}
 secrets: {ike: {secret: k}}
@@ -233,7 +233,7 @@ test.yaml:6: connections.ab.local.id: expected an identity (address, @fqdn, user
 test.yaml:7: connections.ab.dpd_delay: expected a duration like 30s, 10m, 4h, 1d or a number of seconds, got "-5"
 test.yaml:10: connections.ab.children.net.local_ts: expected CIDR like 10.1.0.0/16, an address, a range a-b or dynamic, optionally with [proto/port], got "300.1.1.1"
 test.yaml:11: connections.ab.children.net.mode: expected tunnel or transport, got "tunel"
-test.yaml:12: connections.ab.children.net.esp_proposals: expected an ESP proposal like aes256gcm16 or aes128-sha256-esn, or default, got "aes256gcm16-prfsha256": a PRF applies to IKE only
+test.yaml:12: connections.ab.children.net.esp_proposals: expected an ESP proposal like aes256gcm16 or aes128-sha256-esn, or default, got "aes256gcm16-blowfish": unknown or unsupported algorithm "blowfish"
 test.yaml:13: connections.bad name!: connection names are letters, digits, '-', '_' and '.', got "bad name!"`},
 	{"null value", `connections:
   ab:

@@ -137,8 +137,8 @@ func TestCheckProposal(t *testing.T) {
 		{ikeProposal, "AES256-SHA384-ECP384!", true},
 		{ikeProposal, "chacha20poly1305-prfsha512-curve25519-ke1_mlkem768", true},
 		{ikeProposal, "default", true},
-		{ikeProposal, "aes256gcm16-x25519", false}, // AEAD without PRF
-		{ikeProposal, "aes256-x25519", false},      // no integrity
+		{ikeProposal, "aes256gcm16-x25519", true}, // AEAD without PRF: wire/proposal adds prfsha256/384/512
+		{ikeProposal, "aes256-x25519", false},     // no integrity
 		{ikeProposal, "aes256gcm16-aes256-prfsha256-x25519", false},
 		{ikeProposal, "aes256-sha256-modp2048-esn", false},
 		{ikeProposal, "", false},
@@ -146,7 +146,9 @@ func TestCheckProposal(t *testing.T) {
 		{espProposal, "aes256gcm16", true},
 		{espProposal, "aes128-sha256-modp2048-esn", true},
 		{espProposal, "aes256gcm16-x25519-noesn", true},
-		{espProposal, "aes256gcm16-prfsha256", false},
+		{espProposal, "aes256gcm16-prfsha256", true}, // strongSwan drops PRFs from ESP proposals
+		{espProposal, "aes128-md5", false},
+		{ikeProposal, "aes256gcm16-prfsha256-modp1024", false}, // not implemented
 		{espProposal, "sha256", false},
 		{espProposal, "blowfish-sha1", false},
 	} {
