@@ -160,7 +160,9 @@ func Start(tb testing.TB, name string, ns *netns.NS, opts Options) *Charon {
 	}
 	c := &Charon{Name: name, NS: ns, Dir: dir, tb: tb, events: newEventLog()}
 	tb.Cleanup(func() {
-		if err := c.Stop(); err != nil {
+		if err := c.Stop(); errors.Is(err, netns.ErrKilled) {
+			tb.Logf("charon %s: %v", name, err)
+		} else if err != nil {
 			tb.Errorf("charon %s: %v", name, err)
 		}
 		if tb.Failed() {

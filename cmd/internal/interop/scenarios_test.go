@@ -7,6 +7,7 @@ package interop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -121,21 +122,49 @@ func (e *env) loadDefault(t *testing.T, mod func(p Peer, c *charon.Conn)) {
 // Child SAs and agree on it.
 func (e *env) settle(t *testing.T, want int) (charon.IKESA, charon.IKESA) {
 	t.Helper()
+	return e.settleWhere(t, fmt.Sprintf("one IKE SA with %d children", want), want, nil)
+}
+
+// settleWhere polls both peers until each holds one settled IKE SA of "ab" with
+// want installed children, the two agree, and changed (if set) holds for the
+// initiator's view. Both sides are listed on every round, so a state that is
+// still moving (a retransmitted rekey) is waited out, not reported.
+func (e *env) settleWhere(t *testing.T, what string, want int, changed func(charon.IKESA) bool) (charon.IKESA, charon.IKESA) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, Settle)
 	defer cancel()
-	isas, err := WaitSAs(ctx, e.I, fmt.Sprintf("one IKE SA with %d children", want), Settled("ab", want))
-	if err != nil {
-		t.Fatal(err)
+	var isas, rsas []charon.IKESA
+	var last error
+	for {
+		var err error
+		if isas, err = e.I.ListSAs(ctx); err == nil {
+			rsas, err = e.R.ListSAs(ctx)
+		}
+		if err == nil {
+			err = Settled("ab", want)(isas)
+			if err != nil {
+				err = fmt.Errorf("initiator: %w", err)
+			} else if err = Settled("ab", want)(rsas); err != nil {
+				err = fmt.Errorf("responder: %w", err)
+			}
+		}
+		if err == nil {
+			var i, r charon.IKESA
+			if i, r, err = CheckAgree("ab", isas, rsas); err == nil {
+				if changed == nil || changed(i) {
+					return i, r
+				}
+				err = errors.New("not changed yet")
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v\ninitiator %s:\n%sresponder %s:\n%s", what, last,
+				e.I.Label(), charon.FormatSAs(isas), e.R.Label(), charon.FormatSAs(rsas))
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	rsas, err := WaitSAs(ctx, e.R, fmt.Sprintf("one IKE SA with %d children", want), Settled("ab", want))
-	if err != nil {
-		t.Fatal(err)
-	}
-	i, r, err := CheckAgree("ab", isas, rsas)
-	if err != nil {
-		t.Fatalf("%v\ninitiator %s:\n%sresponder %s:\n%s", err, e.I.Label(), charon.FormatSAs(isas), e.R.Label(), charon.FormatSAs(rsas))
-	}
-	return i, r
 }
 
 // establish has I initiate child "net" and waits until both agree on it.
@@ -210,7 +239,8 @@ func (e *env) waitESP(t *testing.T, spis ...uint32) {
 	}
 }
 
-// ikeFrom returns the captured IKE messages p sent of exchange x.
+// ikeFrom returns the captured IKE messages p sent of exchange x between the
+// peers' IKE ports, retransmissions (byte-identical repeats) left out.
 func (e *env) ikeFrom(t *testing.T, p Peer, x pcap.Exchange) []pcap.Packet {
 	t.Helper()
 	ps, err := e.cap.Packets()
@@ -218,7 +248,7 @@ func (e *env) ikeFrom(t *testing.T, p Peer, x pcap.Exchange) []pcap.Packet {
 		t.Fatal(err)
 	}
 	var out []pcap.Packet
-	for _, m := range pcap.IKEMessages(ps) {
+	for _, m := range peerMessages(pcap.IKEMessages(ps)) {
 		if e.from(m) == p && m.Header.Exchange == x {
 			out = append(out, m)
 		}
@@ -739,31 +769,7 @@ func (e *env) rekeyers(by string) []Peer {
 // installed Child SAs for which changed holds, and agree.
 func (e *env) settleChange(t *testing.T, want int, changed func(charon.IKESA) bool) charon.IKESA {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(e.ctx, Settle)
-	defer cancel()
-	cond := func(want int) func([]charon.IKESA) error {
-		return func(sas []charon.IKESA) error {
-			if err := Settled("ab", want)(sas); err != nil {
-				return err
-			}
-			if !changed(sas[0]) {
-				return fmt.Errorf("not changed yet")
-			}
-			return nil
-		}
-	}
-	isas, err := WaitSAs(ctx, e.I, "the change", cond(want))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsas, err := WaitSAs(ctx, e.R, "the change", cond(want))
-	if err != nil {
-		t.Fatal(err)
-	}
-	i, _, err := CheckAgree("ab", isas, rsas)
-	if err != nil {
-		t.Fatal(err)
-	}
+	i, _ := e.settleWhere(t, "the change", want, changed)
 	return i
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // stopGrace is how long Stop waits after SIGTERM before it sends SIGKILL.
-const stopGrace = 5 * time.Second
+const stopGrace = 10 * time.Second
 
 // Command describes a long-running process to start inside a namespace.
 type Command struct {
@@ -105,8 +105,12 @@ func (p *Proc) Stop() error {
 		return fmt.Errorf("stop %s (pid %d): SIGKILL: %w", p.Name, p.Pid, err)
 	}
 	<-p.done
-	return fmt.Errorf("stop %s (pid %d): did not exit within %v of SIGTERM, killed", p.Name, p.Pid, stopGrace)
+	return fmt.Errorf("stop %s (pid %d): %w after %v", p.Name, p.Pid, ErrKilled, stopGrace)
 }
+
+// ErrKilled says a process ignored SIGTERM for the grace period and was killed
+// with SIGKILL: worth a log line, not a test failure (a loaded machine is slow).
+var ErrKilled = errors.New("no exit on SIGTERM, killed")
 
 // stopAll stops every process started in the namespace, reporting failures to tb.
 func (ns *NS) stopAll() {
@@ -116,7 +120,9 @@ func (ns *NS) stopAll() {
 	ns.mu.Unlock()
 	var errs []string
 	for i := len(procs) - 1; i >= 0; i-- {
-		if err := procs[i].Stop(); err != nil {
+		if err := procs[i].Stop(); errors.Is(err, ErrKilled) {
+			ns.tb.Logf("netns %s: %v", ns.Name, err)
+		} else if err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
