@@ -155,3 +155,37 @@ func TestParsers(t *testing.T) {
 		t.Error("ParseFormat(xml) accepted")
 	}
 }
+
+// One logger handed to the actor tree routes by logger name to each subsystem's level.
+func TestTreeRoutesByName(t *testing.T) {
+	var out bytes.Buffer
+	logs, err := New(Options{Output: &out, Level: zapcore.InfoLevel,
+		Levels: map[Subsystem]zapcore.Level{Family: zapcore.DebugLevel, Socket: zapcore.ErrorLevel, Actor: zapcore.WarnLevel}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := logs.Tree(Manager).With(logfield.Conn("ab"))
+	tree.Debug("manager debug")                     // off: manager at info
+	tree.Info("manager info")                       // on
+	tree.Named("family").Debug("family debug")      // on: family at debug
+	tree.Named("family").Named("x").Debug("nested") // on: routed by "family", the last match
+	tree.Named("sockets").Warn("socket warn")       // off: socket at error
+	tree.Named("protoactor").Info("actor info")     // off: actor at warn
+	tree.Named("child").Info("child info", logfield.Child("net"))
+	logs.SetLevels(zapcore.InfoLevel, map[Subsystem]zapcore.Level{Socket: zapcore.DebugLevel})
+	tree.Named("sockets").Debug("socket debug after reload") // on now
+
+	var got []string
+	for _, l := range lines(t, &out) {
+		name, _ := l["logger"].(string)
+		got = append(got, name+": "+l["msg"].(string))
+		if l["conn"] != "ab" {
+			t.Errorf("line %v lost the With field", l)
+		}
+	}
+	want := []string{"manager info", "family: family debug", "family.x: nested", "child: child info", "sockets: socket debug after reload"}
+	want[0] = ": manager info"
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("logged %q\nwant %q", got, want)
+	}
+}
