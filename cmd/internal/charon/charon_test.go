@@ -181,3 +181,69 @@ func TestStartLoadStop(t *testing.T) {
 		t.Fatalf("charon pid %d still exists after Stop", pid)
 	}
 }
+
+// TestPairEvents establishes between two charons and checks the recorded vici
+// events: up on both sides with the same SPIs, a child rekey with old and new
+// SPIs, and the IKE SA going down on both after a delete.
+func TestPairEvents(t *testing.T) {
+	t.Parallel()
+	p := netns.NewPair(t)
+	a := Start(t, "A", p.A, Options{})
+	b := Start(t, "B", p.B, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn := func(l, r *netns.NS) Conn {
+		return Conn{Name: "ab", LocalAddrs: []string{l.Outer.Addr().String()}, RemoteAddrs: []string{r.Outer.Addr().String()},
+			LocalID: l.Outer.Addr().String(), RemoteID: r.Outer.Addr().String(), PSK: "interop-test-psk-0123456789abcdef",
+			Children: []Child{{Name: "net", LocalTS: []string{l.Inner.String() + "/32"}, RemoteTS: []string{r.Inner.String() + "/32"}}}}
+	}
+	if err := a.LoadConn(ctx, conn(p.A, p.B)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.LoadConn(ctx, conn(p.B, p.A)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Initiate(ctx, "ab", "net"); err != nil {
+		t.Fatal(err)
+	}
+	var ups [2]Event
+	for i, c := range []*Charon{a, b} {
+		ike, _, err := c.Events().WaitFrom(ctx, 0, OfKind(IKEUp, "ab"))
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		child, _, err := c.Events().WaitFrom(ctx, 0, OfKind(ChildUp, "ab"))
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		if ike.IKE.SPIi == 0 || child.Child == nil || child.Child.SPIIn == 0 {
+			t.Fatalf("%s: events %v / %v", c.Name, ike, child)
+		}
+		ups[i] = child
+	}
+	if ups[0].IKE.SPIi != ups[1].IKE.SPIi || ups[0].Child.SPIIn != ups[1].Child.SPIOut || !ups[0].IKE.Initiator || ups[1].IKE.Initiator {
+		t.Errorf("A and B disagree: %v / %v", ups[0], ups[1])
+	}
+	mark := b.Events().Len()
+	if err := a.Rekey(ctx, Target{Child: "net"}); err != nil {
+		t.Fatal(err)
+	}
+	rk, _, err := b.Events().WaitFrom(ctx, mark, OfKind(ChildRekey, "ab"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rk.OldChild == nil || rk.Child == nil || rk.OldChild.SPIIn != ups[1].Child.SPIIn || rk.Child.SPIIn == rk.OldChild.SPIIn {
+		t.Errorf("child-rekey on B: %+v", rk)
+	}
+	if err := b.Rekey(ctx, Target{Child: "nosuch"}); err == nil {
+		t.Error("rekey of an unknown child matched something")
+	}
+	if err := b.Terminate(ctx, Target{IKE: "ab"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*Charon{a, b} {
+		if _, _, err := c.Events().WaitFrom(ctx, 0, OfKind(IKEDown, "ab")); err != nil {
+			t.Errorf("%s: %v", c.Name, err)
+		}
+	}
+}

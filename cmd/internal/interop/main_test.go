@@ -2,8 +2,11 @@ package interop
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // TestMain lets more scenarios run at once than -parallel's default (GOMAXPROCS):
@@ -18,5 +21,14 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	// Nothing may outlive the scenarios: vici sessions, event readers, process
+	// waiters, tcpdump pipes.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
