@@ -1,0 +1,338 @@
+package main
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/cygnet-ipsec/cygnet/actors"
+	"github.com/cygnet-ipsec/cygnet/actors/ike"
+	"github.com/cygnet-ipsec/cygnet/cmd/internal/control"
+	"github.com/cygnet-ipsec/cygnet/kernel"
+)
+
+// handler implements the control API (cmd/internal/control.Handler) over the actor
+// tree. IKE SA unique IDs are family IDs: an IKE SA keeps its ID across IKE rekeys (a
+// rekeyed IKE SA waiting for its deletion is listed with the same ID). Child SA unique
+// IDs come from the daemon's childIDs table.
+type handler struct{ d *daemon }
+
+var (
+	_ control.Handler = handler{}
+	_ control.Killer  = handler{}
+)
+
+// initiateTimeout bounds Initiate when the client gave no deadline: the initiator's
+// retransmission schedule with default settings gives up after about 2 minutes; an
+// operator waiting at a prompt wants an answer sooner.
+const initiateTimeout = 30 * time.Second
+
+func (h handler) ListConns(ctx context.Context, emit func(*control.Conn) error) error {
+	for _, c := range h.d.cfg.Load().Connections {
+		if err := emit(control.ConnFromConfig(c)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h handler) ListSAs(ctx context.Context, filter control.SAFilter, emit func(*control.IKESA) error) error {
+	var rec control.IKESA
+	for _, sa := range h.d.m.ListSAs() {
+		if filter.IKE != "" && sa.Conn != filter.IKE {
+			continue
+		}
+		if filter.IKEID != 0 && uint64(sa.Family) != filter.IKEID {
+			continue
+		}
+		for i := range sa.IKE {
+			ikeRecord(&rec, &sa, i, h.d.ids)
+			if err := emit(&rec); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ikeRecord fills rec with IKE SA i of family sa; the family's Child SAs go with its
+// current IKE SA (i == 0), a rekeyed IKE SA waiting for its deletion has none.
+func ikeRecord(rec *control.IKESA, sa *actors.SA, i int, ids *childIDs) {
+	in := &sa.IKE[i]
+	*rec = control.IKESA{
+		Conn: sa.Conn, UniqueID: uint64(sa.Family), State: in.State.String(), Initiator: in.Initiator,
+		SPIi: control.SPI64(in.SPIi), SPIr: control.SPI64(in.SPIr),
+		LocalHost: addrString(in.Local.Addr()), LocalPort: in.Local.Port(), LocalID: in.LocalID.String(),
+		RemoteHost: addrString(in.Remote.Addr()), RemotePort: in.Remote.Port(), RemoteID: in.RemoteID.String(),
+		NATLocal: in.NATLocal, NATRemote: in.NATPeer,
+		Established: unix(in.EstablishedAt), RekeyAt: unix(in.RekeyAt),
+		Children: rec.Children[:0],
+	}
+	if rec.Conn == "" {
+		rec.Conn = in.Name
+	}
+	if i != 0 {
+		return
+	}
+	for j := range sa.Children {
+		c := &sa.Children[j]
+		rec.Children = append(rec.Children, control.ChildSA{
+			Name: c.Name, UniqueID: ids.id(sa.Family, c.Ref), State: c.State.String(),
+			Mode: strings.ToUpper(c.Mode.String()), Protocol: "ESP",
+			SPIIn: control.SPI32(c.SPIIn), SPIOut: control.SPI32(c.SPIOut),
+			Installed: unix(c.InstalledAt), RekeyAt: unix(c.RekeyAt), ExpireAt: unix(c.ExpireAt),
+			LocalTS: tsStrings(c.LocalTS), RemoteTS: tsStrings(c.RemoteTS),
+		})
+	}
+}
+
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+func tsStrings(ts []ike.TrafficSelector) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.String()
+	}
+	return out
+}
+
+// resolve finds the connection a by-name target means: IKE names it, or Child names a
+// child (child names are unique in a configuration).
+func (h handler) resolve(t control.Target) (conn, child string, err error) {
+	cfg := h.d.cfg.Load()
+	if t.Child != "" {
+		c, _, ok := cfg.Child(t.Child)
+		if !ok {
+			return "", "", control.Errorf(control.CodeUnknownChild, "no child named %q", t.Child)
+		}
+		if t.IKE != "" && t.IKE != c.Name {
+			return "", "", control.Errorf(control.CodeUnknownChild, "connection %q has no child %q", t.IKE, t.Child)
+		}
+		return c.Name, t.Child, nil
+	}
+	if _, ok := cfg.Connection(t.IKE); !ok {
+		return "", "", control.Errorf(control.CodeUnknownConnection, "no connection named %q", t.IKE)
+	}
+	return t.IKE, "", nil
+}
+
+// Initiate starts a connection's IKE SA (with its start children) or one child, and
+// waits until it is up or has failed (RFC 7296 §1.2, §1.3.1).
+func (h handler) Initiate(ctx context.Context, t control.Target) (control.Done, error) {
+	if t.IKEID != 0 || t.ChildID != 0 {
+		return control.Done{}, control.Errorf(control.CodeBadRequest, "initiate takes a connection or child name, not an SA id")
+	}
+	conn, child, err := h.resolve(t)
+	if err != nil {
+		return control.Done{}, err
+	}
+	if h.d.stopping.Load() {
+		return control.Done{}, control.Errorf(control.CodeShuttingDown, "cygnetd is shutting down")
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, initiateTimeout)
+		defer cancel()
+	}
+	sub := h.d.m.Subscribe(256)
+	defer sub.Close()
+	if err := h.d.m.Initiate(ctx, conn, child); err != nil {
+		return control.Done{}, control.Errorf(control.CodeFailed, "initiate %s: %v", t, err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return control.Done{}, control.Errorf(control.CodeFailed, "initiate %s: not established in time (%v)", t, context.Cause(ctx))
+		case ev, ok := <-sub.C:
+			if !ok {
+				return control.Done{}, control.Errorf(control.CodeShuttingDown, "cygnetd is shutting down")
+			}
+			if ev.Conn != conn {
+				continue
+			}
+			switch {
+			case child == "" && ev.Kind == actors.EventIKEUp,
+				child != "" && ev.Kind == actors.EventChildUp && ev.Child.Name == child:
+				return control.Done{Count: 1}, nil
+			case child != "" && ev.Kind == actors.EventChildFailed && ev.Child.Name == child:
+				return control.Done{}, control.Errorf(control.CodeFailed, "initiate %s: the Child SA failed: %s (the IKE SA is kept)", t, ev.Reason)
+			case ev.Kind == actors.EventFamilyDone:
+				return control.Done{}, control.Errorf(control.CodeFailed, "initiate %s: the IKE SA failed: %s", t, ev.Reason)
+			}
+		}
+	}
+}
+
+// target translates a control target into the actor tree's.
+func (h handler) target(t control.Target) (actors.Target, error) {
+	switch {
+	case t.ChildID != 0:
+		k, ok := h.d.ids.lookup(t.ChildID)
+		if !ok {
+			return actors.Target{}, control.Errorf(control.CodeUnknownSA, "no Child SA #%d", t.ChildID)
+		}
+		for _, sa := range h.d.m.ListSAs() {
+			if sa.Family != k.family {
+				continue
+			}
+			for _, c := range sa.Children {
+				if c.Ref == k.ref && (c.SPIIn != 0 || c.SPIOut != 0) {
+					spi := c.SPIIn
+					if spi == 0 {
+						spi = c.SPIOut
+					}
+					return actors.Target{Family: k.family, ChildSPI: spi}, nil
+				}
+			}
+		}
+		return actors.Target{}, control.Errorf(control.CodeUnknownSA, "no Child SA #%d", t.ChildID)
+	case t.IKEID != 0:
+		return actors.Target{Family: kernel.FamilyID(t.IKEID), Child: t.Child}, nil
+	}
+	conn, child, err := h.resolve(t)
+	if err != nil {
+		// A removed connection may still have SAs going away: let the tree decide.
+		if t.Child == "" && control.IsCode(err, control.CodeUnknownConnection) {
+			return actors.Target{Conn: t.IKE}, nil
+		}
+		return actors.Target{}, err
+	}
+	return actors.Target{Conn: conn, Child: child}, nil
+}
+
+func (h handler) command(t control.Target, verb string, f func(actors.Target) (int, error)) (control.Done, error) {
+	tg, err := h.target(t)
+	if err != nil {
+		return control.Done{}, err
+	}
+	n, err := f(tg)
+	if err != nil {
+		if t.IKE != "" && t.Child == "" {
+			if _, ok := h.d.cfg.Load().Connection(t.IKE); !ok {
+				return control.Done{}, control.Errorf(control.CodeUnknownConnection, "no connection named %q", t.IKE)
+			}
+		}
+		return control.Done{}, control.Errorf(control.CodeUnknownSA, "%s %s: %v", verb, t, err)
+	}
+	return control.Done{Count: n}, nil
+}
+
+// Terminate deletes the targeted SAs with the peer (RFC 7296 §1.4.1).
+func (h handler) Terminate(ctx context.Context, t control.Target) (control.Done, error) {
+	return h.command(t, "terminate", h.d.m.Terminate)
+}
+
+// Rekey rekeys the targeted SAs (RFC 7296 §1.3.2 IKE SA, §1.3.3 Child SA).
+func (h handler) Rekey(ctx context.Context, t control.Target) (control.Done, error) {
+	return h.command(t, "rekey", h.d.m.Rekey)
+}
+
+func (h handler) Reload(ctx context.Context) (*control.ReloadResult, error) {
+	return h.d.reload(ctx)
+}
+
+func (h handler) Stats(ctx context.Context) (*control.Stats, error) {
+	st := &control.Stats{
+		Version: version(), Started: h.d.started.Unix(), Kernel: h.d.backend.name, Chaos: h.d.chaos,
+		Connections:   len(h.d.cfg.Load().Connections),
+		HalfOpen:      h.d.m.Stats().HalfOpen,
+		Goroutines:    runtime.NumGoroutine(),
+		Retransmits:   h.d.rec.retransmits.Load(),
+		Dropped:       h.d.rec.dropped.Load(),
+		ChildFailures: h.d.rec.childFailures.Load(),
+	}
+	for _, sa := range h.d.m.ListSAs() {
+		if len(sa.IKE) > 0 && established(sa.IKE[0].State) {
+			st.IKESAs++
+		}
+		for _, c := range sa.Children {
+			if c.State == ike.ChildStateUp || c.State == ike.ChildStateRekeying {
+				st.ChildSAs++
+			}
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	st.HeapBytes = ms.HeapAlloc
+	return st, nil
+}
+
+func established(s ike.IKEState) bool {
+	return s == ike.IKEStateEstablished || s == ike.IKEStateRekeying
+}
+
+// Watch streams SA events. An IKE SA that comes up again in a family that was already
+// up is an IKE rekey (RFC 7296 §2.18).
+func (h handler) Watch(ctx context.Context, emit func(*control.Event) error) error {
+	sub := h.d.m.Subscribe(1024)
+	defer sub.Close()
+	up := map[kernel.FamilyID]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-sub.C:
+			if !ok {
+				return nil
+			}
+			e, ok := h.event(ev, up)
+			if !ok {
+				continue
+			}
+			if err := emit(e); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (h handler) event(ev actors.Event, up map[kernel.FamilyID]bool) (*control.Event, bool) {
+	e := &control.Event{Time: time.Now().UnixNano(), Conn: ev.Conn, IKEID: uint64(ev.Family), Reason: ev.Reason,
+		SPIi: control.SPI64(ev.IKE.SPIi), SPIr: control.SPI64(ev.IKE.SPIr), Remote: addrString(ev.IKE.Remote.Addr())}
+	switch ev.Kind {
+	case actors.EventIKEUp:
+		e.Type = control.EventIKEUp
+		if up[ev.Family] {
+			e.Type = control.EventIKERekeyed
+		}
+		up[ev.Family] = true
+	case actors.EventIKEDown:
+		e.Type = control.EventIKEDown
+	case actors.EventChildUp:
+		e.Type = control.EventChildUp
+	case actors.EventChildDown:
+		e.Type = control.EventChildDown
+	case actors.EventChildFailed:
+		e.Type = control.EventChildFailed
+	case actors.EventFamilyDone:
+		delete(up, ev.Family)
+		return nil, false
+	default:
+		return nil, false
+	}
+	if e.Conn == "" {
+		e.Conn = ev.IKE.Name
+	}
+	if ev.Kind == actors.EventChildUp || ev.Kind == actors.EventChildDown || ev.Kind == actors.EventChildFailed {
+		e.Child = ev.Child.Name
+		if ev.Child.Ref != 0 {
+			e.ChildID = h.d.ids.id(ev.Family, ev.Child.Ref)
+		}
+	}
+	return e, true
+}
+
+// DebugKill stops a named actor as if it had crashed ("f<id>" a family, "f<id>/c<ref>"
+// a Child SA actor). The control server offers it only with chaos enabled.
+func (h handler) DebugKill(ctx context.Context, name string) error {
+	if err := h.d.m.KillActor(ctx, name, false); err != nil {
+		return control.Errorf(control.CodeUnknownActor, "debug-kill %s: %v", name, err)
+	}
+	return nil
+}
