@@ -257,7 +257,9 @@ func (e *env) ikeFrom(t *testing.T, p Peer, x pcap.Exchange) []pcap.Packet {
 }
 
 // logMarkers are the log words that show a peer noticed something, per
-// implementation. charon abbreviates notify names in its message summaries.
+// implementation. charon abbreviates notify names in its message summaries. The
+// cygnet column is a first guess from actors/telemetry's reasons, to be checked
+// against cygnetd's real log lines when it is wired.
 var logMarkers = map[string]map[string][]string{
 	"charon": {
 		"no-proposal":   {"NO_PROPOSAL_CHOSEN", "N(NO_PROP)"},
@@ -265,6 +267,7 @@ var logMarkers = map[string]map[string][]string{
 		"invalid-ke":    {"INVALID_KE_PAYLOAD", "N(INVAL_KE)"},
 		"cookie":        {"N(COOKIE)"},
 		"kernel-refuse": {"unable to add SAD entry"},
+		"unreachable":   {"giving up after"},
 	},
 	"cygnet": {
 		"no-proposal":   {"NO_PROPOSAL_CHOSEN"},
@@ -272,6 +275,7 @@ var logMarkers = map[string]map[string][]string{
 		"invalid-ke":    {"INVALID_KE_PAYLOAD"},
 		"cookie":        {"COOKIE"},
 		"kernel-refuse": {"install child"},
+		"unreachable":   {"timeout"},
 	},
 }
 
@@ -540,6 +544,8 @@ func scenarioTable() []scenario {
 			if _, err := WaitSAs(ctx, e.A, "family teardown after the peer went silent", NoSAs); err != nil {
 				t.Fatal(err)
 			}
+			// The teardown came from the liveness check, not from anything else.
+			requireLog(t, e.A, "unreachable")
 			// What A sent after the link went down is not in the capture: without
 			// carrier the veth drops it before tcpdump sees it.
 		}})
