@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +63,24 @@ type Metrics struct {
 
 	mu        sync.Mutex
 	connGauge map[string]bool // connections whose series exist
+
+	// Running totals for Totals (cygnetctl stats) without gathering the registry.
+	totIKE, totHalfOpen, totChild                atomic.Int64
+	totRetransmits, totDropped, totChildFailures atomic.Uint64
+}
+
+// Totals are daemon-wide sums of some metrics (for cygnetctl stats).
+type Totals struct {
+	IKESAs, HalfOpen, ChildSAs            int64
+	Retransmits, Dropped, ChildSAFailures uint64
+}
+
+// Totals returns the current sums.
+func (m *Metrics) Totals() Totals {
+	return Totals{
+		IKESAs: m.totIKE.Load(), HalfOpen: m.totHalfOpen.Load(), ChildSAs: m.totChild.Load(),
+		Retransmits: m.totRetransmits.Load(), Dropped: m.totDropped.Load(), ChildSAFailures: m.totChildFailures.Load(),
+	}
 }
 
 var _ telemetry.Recorder = (*Metrics)(nil)
@@ -227,14 +246,27 @@ func (m *Metrics) ConfigReloaded(ok bool, at time.Time) {
 // telemetry.Recorder
 
 func (m *Metrics) IKESAEstablished(conn string) {
+	m.totIKE.Add(1)
 	m.ikeSAs.WithLabelValues(m.connNames.get(conn)).Inc()
 }
-func (m *Metrics) IKESAClosed(conn string)   { m.ikeSAs.WithLabelValues(m.connNames.get(conn)).Dec() }
-func (m *Metrics) HalfOpenChanged(delta int) { m.halfOpen.Add(float64(delta)) }
+
+func (m *Metrics) IKESAClosed(conn string) {
+	m.totIKE.Add(-1)
+	m.ikeSAs.WithLabelValues(m.connNames.get(conn)).Dec()
+}
+
+func (m *Metrics) HalfOpenChanged(delta int) {
+	m.totHalfOpen.Add(int64(delta))
+	m.halfOpen.Add(float64(delta))
+}
+
 func (m *Metrics) ChildSAInstalled(conn string) {
+	m.totChild.Add(1)
 	m.childSAs.WithLabelValues(m.connNames.get(conn)).Inc()
 }
+
 func (m *Metrics) ChildSARemoved(conn string) {
+	m.totChild.Add(-1)
 	m.childSAs.WithLabelValues(m.connNames.get(conn)).Dec()
 }
 
@@ -250,6 +282,7 @@ func (m *Metrics) NotifyReceived(t string) {
 }
 
 func (m *Metrics) ChildFailed(conn, reason string) {
+	m.totChildFailures.Add(1)
 	m.childFailures.WithLabelValues(m.connNames.get(conn), m.childReasons.get(reason)).Inc()
 }
 
@@ -258,11 +291,15 @@ func (m *Metrics) FamilyTeardown(reason string) {
 }
 
 func (m *Metrics) Retransmitted(e telemetry.Exchange) {
+	m.totRetransmits.Add(1)
 	m.retransmissions.WithLabelValues(string(e)).Inc()
 }
+
 func (m *Metrics) PacketDropped(r telemetry.DropReason) {
+	m.totDropped.Add(1)
 	m.dropped.WithLabelValues(string(r)).Inc()
 }
+
 func (m *Metrics) CookieSent() { m.cookies.Inc() }
 
 func (m *Metrics) ActorStopped(k telemetry.ActorKind, r telemetry.StopReason) {

@@ -113,6 +113,9 @@ func TestRecorderValues(t *testing.T) {
 			t.Errorf("%s = %v, want %v", c.name, got, c.want)
 		}
 	}
+	if got, want := m.Totals(), (Totals{IKESAs: 1, HalfOpen: 2, ChildSAs: 1, Retransmits: 1, Dropped: 1, ChildSAFailures: 1}); got != want {
+		t.Errorf("Totals = %+v, want %+v", got, want)
+	}
 	if n := count(m.kernelLatency, "cygnet_kernel_operation_duration_seconds"); n != len(kernelOps) {
 		t.Errorf("kernel latency series = %d, want one per operation (%d)", n, len(kernelOps))
 	}
