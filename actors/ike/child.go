@@ -127,6 +127,15 @@ func (f *Family) dropChild(c *childSA, reason string) {
 		}
 		if o.successor == c {
 			o.successor = nil
+			if o.state == ChildStateRekeyed {
+				// Its replacement is gone before it was: the rekey did not happen
+				// after all and the old Child SA is the live one again (the peer
+				// rekeys it anew, or we do at the retry).
+				o.state = ChildStateUp
+				if o.rekeyAt.IsZero() {
+					o.retryAt = f.now.Add(f.retryDelay())
+				}
+			}
 		}
 	}
 }

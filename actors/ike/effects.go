@@ -316,6 +316,9 @@ type IKEInfo struct {
 	// NextMsgIDOut is the message ID of our next request, NextMsgIDIn the one we
 	// expect of the peer's next request (RFC 7296 §2.3). Neither ever goes backwards.
 	NextMsgIDOut, NextMsgIDIn uint32
+	// Outstanding: one of our requests on this IKE SA awaits its response (or our
+	// key-exchange work for one is running).
+	Outstanding bool
 }
 
 func (i IKEInfo) String() string {

@@ -328,8 +328,13 @@ func (f *Family) concludeRekey(old, c *childSA) {
 			// We lost: ours holds the lowest nonce; we delete it and the peer deletes
 			// the old one.
 			f.log(LevelInfo, "Child SA rekey collision lost, deleting our redundant Child SA", "child", c.cfg.Name)
-			old.state, old.successor = ChildStateRekeyed, p
 			f.queueDeleteChild(c, telemetry.ReasonRekeyed)
+			if old.peerDeleted || old.state == ChildStateGone {
+				// The winner already deleted the old one.
+				f.dropChild(old, telemetry.ReasonRekeyed)
+				return
+			}
+			old.state, old.successor = ChildStateRekeyed, p
 			return
 		}
 		f.log(LevelInfo, "Child SA rekey collision won", "child", c.cfg.Name)
@@ -369,6 +374,10 @@ func (f *Family) onCreateChildRequest(ike *ikeSA, m *message) {
 			old = f.childByOutboundSPI(spi)
 		}
 		switch {
+		case old == nil && f.creatingChild():
+			// It may be the Child SA whose creation answer has not reached us yet.
+			reject(wire.NotifyTemporaryFailure, nil, 0)
+			return
 		case old == nil || old.state == ChildStateGone:
 			reject(wire.NotifyChildSANotFound, n.spi, n.proto)
 			return

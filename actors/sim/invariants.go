@@ -21,7 +21,7 @@ func (w *World) Check() []string {
 	v = append(v, w.checkKernel()...)
 	v = append(v, w.checkKeys()...)
 	v = append(v, w.checkMsgIDs()...)
-	if len(w.Net.InFlight) == 0 && len(w.pending) == 0 {
+	if w.Quiet() {
 		v = append(v, w.CheckQuiet()...)
 	}
 	sort.Strings(v)
@@ -99,6 +99,25 @@ func (w *World) checkMsgIDs() []string {
 		}
 	}
 	return v
+}
+
+// Quiet reports whether nothing is in flight: no datagram, no deferred work, no
+// outstanding request in any live family.
+func (w *World) Quiet() bool {
+	if len(w.Net.InFlight) > 0 || len(w.pending) > 0 {
+		return false
+	}
+	for _, fh := range w.Families() {
+		if fh.Dead {
+			continue
+		}
+		for _, s := range fh.F.Snapshot().IKE {
+			if s.Outstanding {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // CheckQuiet verifies that both ends agree on the installed Child SAs: for each pair of
