@@ -2,6 +2,7 @@ package ike
 
 import (
 	"bytes"
+	"slices"
 	"time"
 
 	"github.com/cygnet-ipsec/cygnet/actors/telemetry"
@@ -70,6 +71,9 @@ func (f *Family) sendChildRequest(ike *ikeSA, c *childSA, old *childSA) {
 	cc := c.cfg
 	ni := f.randBytes(nonceLen)
 	group := pfsGroup(cc)
+	if g, ok := f.keGroup[cc.Name]; ok && group != wire.KENone {
+		group = g
+	}
 	var tsi, tsr []TrafficSelector
 	if old != nil {
 		tsi, tsr = old.localTS, old.remoteTS
@@ -78,6 +82,9 @@ func (f *Family) sendChildRequest(ike *ikeSA, c *childSA, old *childSA) {
 		tsr = dynamicTS(cc.RemoteTS, ike.remote.Addr())
 	}
 	offered := espProposals(cc, c.spiIn, group != wire.KENone)
+	if group != wire.KENone {
+		offered = withGroupFirst(offered, group)
+	}
 	send := func(priv ikecrypto.Private) {
 		m := &message{exchange: wire.ExchangeCreateChildSA}
 		if old != nil {
@@ -158,6 +165,17 @@ func (f *Family) onChildResponse(ike *ikeSA, c, old *childSA, m *message, offere
 	if n := childError(m); n != nil {
 		outcome = telemetry.OutcomeRejected
 		f.dropChild(c, n.typ.String())
+		if n.typ == wire.NotifyInvalidKEPayload && len(n.data) == 2 && priv != nil &&
+			f.preferGroup(c.cfg.Name, wire.TransformID(uint16(n.data[0])<<8|uint16(n.data[1])), offered) {
+			// Retry at once with the group the peer asked for (§1.3).
+			if old == nil {
+				f.enqueue(task{kind: taskCreateChild, name: c.cfg.Name})
+			} else if !old.peerDeleted && old.passive == nil {
+				old.state, old.rekeyActive = ChildStateUp, false
+				f.enqueue(task{kind: taskRekeyChild, ref: old.ref})
+			}
+			return
+		}
 		if old == nil {
 			f.emit(ChildFailed{Name: c.cfg.Name, Reason: n.typ.String()})
 			f.log(LevelInfo, "Child SA rejected, IKE SA kept", "child", c.cfg.Name, "reason", n.typ.String())
@@ -241,6 +259,20 @@ func (f *Family) onChildResponse(ike *ikeSA, c, old *childSA, m *message, offere
 		}
 		finish(r.shared)
 	})
+}
+
+// withGroupFirst reorders the KE transforms of each proposal so that group, when
+// present, comes first (the one our KE payload uses).
+func withGroupFirst(props []wire.Proposal, group wire.TransformID) []wire.Proposal {
+	for i := range props {
+		ts := props[i].Transforms
+		j := slices.IndexFunc(ts, func(t wire.Transform) bool { return t.Type == wire.TransformKE && t.ID == group })
+		k := slices.IndexFunc(ts, func(t wire.Transform) bool { return t.Type == wire.TransformKE })
+		if j > k && k >= 0 {
+			ts[j], ts[k] = ts[k], ts[j]
+		}
+	}
+	return props
 }
 
 func offeredGroup(props []wire.Proposal) wire.TransformID {

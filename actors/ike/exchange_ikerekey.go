@@ -37,6 +37,9 @@ func (f *Family) startRekeyIKE(ike *ikeSA) {
 	spi := f.newSPI()
 	ni := f.randBytes(nonceLen)
 	group := ike.suite.KE
+	if g, ok := f.keGroup[""]; ok {
+		group = g
+	}
 	offered := make([]wire.Proposal, len(f.cfg.Proposals))
 	for i, p := range f.cfg.Proposals {
 		p.SPI = binary.BigEndian.AppendUint64(nil, uint64(spi))
@@ -101,6 +104,14 @@ func (f *Family) onRekeyIKEResponse(ike *ikeSA, m *message, offered []wire.Propo
 	group wire.TransformID, priv ikecrypto.Private) {
 	if n := m.errorNotify(); n != nil {
 		f.emit(ExchangeDone{Exchange: telemetry.ExchangeCreateChildSA, Role: telemetry.RoleInitiator, Outcome: telemetry.OutcomeRejected})
+		if n.typ == wire.NotifyInvalidKEPayload && len(n.data) == 2 &&
+			f.preferGroup("", wire.TransformID(binary.BigEndian.Uint16(n.data)), offered) && ike.passive == nil {
+			// Retry at once with the group the peer asked for.
+			ike.rekeying = false
+			ike.state = IKEStateEstablished
+			f.enqueue(task{kind: taskRekeyIKE})
+			return
+		}
 		f.ikeRekeyFailed(ike, n.typ.String())
 		return
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cygnet-ipsec/cygnet/actors/telemetry"
 	"github.com/cygnet-ipsec/cygnet/wire"
+	"github.com/cygnet-ipsec/cygnet/wire/proposal"
 )
 
 // Options are daemon-wide settings of a family (strongSwan keeps them in charon.*).
@@ -70,6 +71,24 @@ type Family struct {
 	// replacement the peer created (and then deleted) while its CREATE_CHILD_SA response
 	// to us was still on its way. finishInitiatorChild consults it.
 	peerDeletedSPIs []uint32
+
+	// keGroup overrides the key exchange method of IKE rekeys ("" key) and of PFS for
+	// child definitions (by name) after the peer asked for another with
+	// INVALID_KE_PAYLOAD (RFC 7296 §1.3).
+	keGroup map[string]wire.TransformID
+}
+
+// preferGroup records that the peer wants group for key exchanges of kind ("" for the
+// IKE SA, else a child definition name), if we offer it.
+func (f *Family) preferGroup(kind string, group wire.TransformID, offered []wire.Proposal) bool {
+	if group == 0 || !slices.Contains(proposal.KEGroups(offered), group) || f.keGroup[kind] == group {
+		return false
+	}
+	if f.keGroup == nil {
+		f.keGroup = map[string]wire.TransformID{}
+	}
+	f.keGroup[kind] = group
+	return true
 }
 
 // AnswerRequestsWith makes the family answer the next n requests it receives (after

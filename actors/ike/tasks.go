@@ -103,7 +103,7 @@ func (f *Family) onInitiate(childName string) {
 		f.enqueue(task{kind: taskCreateChild, name: childName})
 	} else {
 		for _, ch := range f.cfg.Children {
-			if ch.StartAction == ActionStart {
+			if ch.StartAction == ActionStart && !f.hasChild(ch.Name) {
 				f.enqueue(task{kind: taskCreateChild, name: ch.Name})
 			}
 		}
@@ -117,20 +117,24 @@ func (f *Family) onInitiate(childName string) {
 // onAcquire handles a kernel acquire of a trap policy: create the Child SA unless one
 // of that definition exists or is on its way.
 func (f *Family) onAcquire(name string) {
+	if !f.hasChild(name) {
+		f.onInitiate(name)
+	}
+}
+
+// hasChild reports whether a Child SA of definition name exists or is on its way.
+func (f *Family) hasChild(name string) bool {
 	for _, c := range f.children {
 		if c.cfg.Name == name && c.state != ChildStateDeleting && c.state != ChildStateGone {
-			return
+			return true
 		}
 	}
 	for _, t := range f.queue {
 		if t.kind == taskCreateChild && t.name == name {
-			return
+			return true
 		}
 	}
-	if f.ike != nil && f.ike.init != nil && f.ike.init.firstChild == name {
-		return
-	}
-	f.onInitiate(name)
+	return f.ike != nil && f.ike.init != nil && f.ike.init.firstChild == name
 }
 
 func (f *Family) queueRekeyChild(c *childSA) {
