@@ -301,7 +301,7 @@ func (f *Family) queueDeleteOfGoneFromAnswer(c *childSA, m *message) {
 // childRekeyRejected applies the failure table's rekey row to an error answer.
 func (f *Family) childRekeyRejected(old *childSA, t wire.NotifyType) {
 	switch {
-	case old.peerDeleted:
+	case old.peerDeleted || old.state == ChildStateGone:
 		// The peer deleted it before our request arrived (§2.25): it is gone.
 		f.dropChild(old, telemetry.ReasonDeleted)
 	case old.passive != nil:
@@ -342,13 +342,13 @@ func (f *Family) concludeRekey(old, c *childSA) {
 	}
 	if c == nil || c.state != ChildStateUp {
 		// Installing our replacement failed (finishInitiatorChild deletes it): keep
-		// the old Child SA unless the peer's replacement exists.
-		if old.passive != nil {
-			old.state, old.successor, old.passive = ChildStateRekeyed, old.passive, nil
+		// the old Child SA unless the peer deleted it or its replacement exists.
+		if old.peerDeleted || old.state == ChildStateGone {
+			f.dropChild(old, telemetry.ReasonDeleted)
 			return
 		}
-		if old.state == ChildStateGone {
-			f.dropChild(old, telemetry.ReasonDeleted)
+		if old.passive != nil {
+			old.state, old.successor, old.passive = ChildStateRekeyed, old.passive, nil
 			return
 		}
 		f.rekeyFailed(old, telemetry.ReasonKernel)
