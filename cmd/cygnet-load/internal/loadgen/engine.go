@@ -37,6 +37,10 @@ type engine struct {
 	ini      *initiator // set when the engine initiates
 	hashSeed maphash.Seed
 
+	// listenUDP opens a socket (net.ListenUDP unless a caller, e.g. a test that
+	// opens sockets inside a network namespace, replaces it).
+	listenUDP func(network string, laddr *net.UDPAddr) (*net.UDPConn, error)
+
 	done     chan struct{} // closed to stop every goroutine
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -131,7 +135,7 @@ func newEngine(shards, workers int, stats *Stats) (*engine, error) {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	e := &engine{sockets: map[netip.AddrPort]*socket{}, work: make(chan job, 65536), stats: stats,
-		done: make(chan struct{}), hashSeed: maphash.MakeSeed()}
+		done: make(chan struct{}), hashSeed: maphash.MakeSeed(), listenUDP: net.ListenUDP}
 	e.routes.init()
 	for i := range shards {
 		var seed [32]byte
@@ -155,7 +159,7 @@ func (e *engine) listen(local netip.AddrPort, natt bool, owner *shard) (*socket,
 	if local.Addr().Is6() {
 		network = "udp6"
 	}
-	conn, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(local))
+	conn, err := e.listenUDP(network, net.UDPAddrFromAddrPort(local))
 	if err != nil {
 		return nil, fmt.Errorf("listen %v: %w", local, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -100,6 +101,10 @@ type Config struct {
 	Progress      io.Writer
 	ProgressEvery time.Duration
 	ProgressTTY   bool
+
+	// ListenUDP, when set, opens the sockets instead of net.ListenUDP (a test opens
+	// them inside a network namespace this way).
+	ListenUDP func(network string, laddr *net.UDPAddr) (*net.UDPConn, error)
 
 	// Trace, when set, receives every event and effect of the first TraceFirst IKE
 	// SAs (for debugging a responder's behaviour; the text never holds key material).
@@ -216,6 +221,9 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		return nil, err
 	}
 	e.ini = in
+	if cfg.ListenUDP != nil {
+		e.listenUDP = cfg.ListenUDP
+	}
 	if err := in.openSlots(e); err != nil {
 		e.stop()
 		return nil, err
