@@ -268,6 +268,9 @@ func (e *engine) readLoop(s *socket) {
 		}
 		pkt := ike.PacketReceived{Local: s.local, Remote: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()),
 			Data: append([]byte(nil), data...)}
+		if p.Exchange == exchangeIKESAInit && p.Response && p.SPIr == 0 && isCookieChallenge(data) {
+			e.stats.CookiesSeen.Add(1)
+		}
 		switch p.Kind {
 		case ike.PeekRoute:
 			fm := e.routes.get(p.LocalSPI)
@@ -291,6 +294,19 @@ func (e *engine) readLoop(s *socket) {
 			}
 		}
 	}
+}
+
+// exchangeIKESAInit is the IKE_SA_INIT exchange type (RFC 7296 §3.1).
+const exchangeIKESAInit = 34
+
+// isCookieChallenge reports whether an IKE_SA_INIT response starts with N(COOKIE)
+// (RFC 7296 §2.6: the first payload; its Notify Message Type sits after the IKE header,
+// the generic payload header and the Protocol ID and SPI Size octets). The core acts on
+// the cookie without reporting it, so the socket layer counts it.
+func isCookieChallenge(msg []byte) bool {
+	const hdr = 28
+	return len(msg) >= hdr+8 && msg[16] == byte(wire.PayloadNotify) &&
+		binary.BigEndian.Uint16(msg[hdr+6:hdr+8]) == uint16(wire.NotifyCookie)
 }
 
 func (e *engine) hashHalf(k halfKey) uint64 {
@@ -467,8 +483,6 @@ func (sh *shard) apply(fm *fam, effects []ike.Effect) {
 				if isErrorNotify(e.Type) {
 					st.count(st.notifies, e.Type)
 				}
-			} else if e.Type == "COOKIE" {
-				st.CookiesSent.Add(1)
 			}
 		case ike.Dropped:
 			st.Dropped.Add(1)
