@@ -132,8 +132,8 @@ func WaitSAs(ctx context.Context, p Peer, what string, cond func([]charon.IKESA)
 			if lastErr = cond(sas); lastErr == nil {
 				return sas, nil
 			}
-		} else {
-			lastErr = err
+		} else if ctx.Err() == nil || lastErr == nil {
+			lastErr = err // the deadline cutting the last listing short says nothing new
 		}
 		select {
 		case <-ctx.Done():

@@ -157,7 +157,9 @@ func (e *env) settleWhere(t *testing.T, what string, want int, changed func(char
 				err = errors.New("not changed yet")
 			}
 		}
-		last = err
+		if ctx.Err() == nil || last == nil {
+			last = err // the deadline cutting the last listing short says nothing new
+		}
 		select {
 		case <-ctx.Done():
 			t.Fatalf("waiting for %s: %v\ninitiator %s:\n%sresponder %s:\n%s", what, last,
