@@ -24,10 +24,10 @@ package memkernel
 
 import (
 	"cmp"
+	"container/heap"
 	"context"
 	"fmt"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -59,7 +59,9 @@ type tables struct {
 	policies   map[kernel.PolicyID]*policyEntry
 	nextSPI    kernel.SPI
 	indexGen   uint32
-	acquires   map[uint32]time.Time // policy index → pending acquire expires
+	acquires   map[uint32]pendingAcquire // by policy index
+	timers     timerHeap                 // SA deadlines, for Advance
+	gen        uint64                    // last saEntry.gen handed out
 	faults     faults
 	current    *Kernel // the instance that receives events
 }
@@ -69,7 +71,15 @@ type saEntry struct {
 	counters kernel.Counters
 	larval   bool
 	added    time.Time
-	dying    bool // soft expiry reported
+	dying    bool   // soft expiry reported
+	gen      uint64 // changes whenever the entry's deadlines do (see timer)
+}
+
+// pendingAcquire is an acquire raised for a policy, which suppresses further ones
+// until it expires or an SA with its reqid is added (Linux's larval acquire state).
+type pendingAcquire struct {
+	until time.Time
+	reqid kernel.Reqid
 }
 
 type policyEntry struct {
@@ -100,7 +110,7 @@ func New(opts Options) *Kernel {
 		spis:       make(map[kernel.SPI]int),
 		policies:   make(map[kernel.PolicyID]*policyEntry),
 		nextSPI:    opts.FirstSPI,
-		acquires:   make(map[uint32]time.Time),
+		acquires:   make(map[uint32]pendingAcquire),
 		faults:     faults{spis: make(map[kernel.SPI]bool)},
 	}
 	if t.now.IsZero() {
@@ -222,13 +232,33 @@ func (k *Kernel) AllocSPI(ctx context.Context, req kernel.SPIRequest) (kernel.SP
 	return spi, nil
 }
 
-// putSA adds or replaces an SA. Called with t.mu held.
+// putSA adds or replaces an SA and schedules its deadlines. Called with t.mu held.
 func (t *tables) putSA(e *saEntry) {
 	id := e.sa.ID()
 	if _, ok := t.sas[id]; !ok {
 		t.spis[id.SPI]++
 	}
 	t.sas[id] = e
+	t.schedule(e)
+}
+
+// schedule (re)arms an SA's deadlines: timers of earlier generations are ignored when
+// they come due. Called with t.mu held.
+func (t *tables) schedule(e *saEntry) {
+	t.gen++
+	e.gen = t.gen
+	id := e.sa.ID()
+	push := func(d time.Duration) { heap.Push(&t.timers, timer{at: e.added.Add(d), id: id, gen: e.gen}) }
+	if e.larval {
+		push(t.acqExpires)
+		return
+	}
+	if d := e.sa.Limits.Soft.Time; d != 0 {
+		push(d)
+	}
+	if d := e.sa.Limits.Hard.Time; d != 0 {
+		push(d)
+	}
 }
 
 // delSA removes an SA. Called with t.mu held.
@@ -283,9 +313,9 @@ func (t *tables) addSA(sa kernel.SA) error {
 	sa.Owner = kernel.Owner{}
 	t.putSA(&saEntry{sa: sa, added: t.now})
 	// An SA for a trap policy's reqid ends the pending acquires: the next packet uses it.
-	for _, pe := range t.policies {
-		if pe.p.Template.Reqid == sa.Reqid {
-			delete(t.acquires, pe.p.Index)
+	for idx, pa := range t.acquires {
+		if pa.reqid == sa.Reqid {
+			delete(t.acquires, idx)
 		}
 	}
 	return nil
@@ -316,6 +346,7 @@ func (k *Kernel) UpdateSA(ctx context.Context, sa kernel.SA) error {
 	}
 	e.sa.Limits = sa.Limits
 	e.dying = false
+	k.t.schedule(e)
 	return nil
 }
 
@@ -615,7 +646,9 @@ func (k *Kernel) Now() time.Time {
 // Advance moves the clock to now (never backwards) and applies time limits: larval SAs
 // older than AcqExpires disappear silently, SAs past a soft time limit report
 // EventSoftExpire once, SAs past a hard time limit are deleted and report
-// EventHardExpire. Events come in SA order (destination, SPI).
+// EventHardExpire (only that, if the soft limit had not been reported yet: Linux
+// behaves so when its timer runs late). Events come in deadline order, ties in SA order
+// (destination, SPI). Its cost grows with the deadlines passed, not with the tables.
 func (k *Kernel) Advance(now time.Time) {
 	t := k.t
 	t.mu.Lock()
@@ -623,31 +656,27 @@ func (k *Kernel) Advance(now time.Time) {
 	if now.After(t.now) {
 		t.now = now
 	}
-	ids := make([]kernel.SAID, 0, len(t.sas))
-	for id := range t.sas {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, func(a, b kernel.SAID) int {
-		return cmp.Or(a.Dst.Compare(b.Dst), cmp.Compare(a.SPI, b.SPI))
-	})
-	for _, id := range ids {
-		e := t.sas[id]
+	for len(t.timers) > 0 && !t.timers[0].at.After(t.now) {
+		tm := heap.Pop(&t.timers).(timer)
+		e, ok := t.sas[tm.id]
+		if !ok || e.gen != tm.gen {
+			continue // deleted, replaced or updated since
+		}
 		age := t.now.Sub(e.added)
+		lim := e.sa.Limits
 		switch {
 		case e.larval:
-			if age >= t.acqExpires {
-				t.delSA(id)
-				t.current.index.RemoveSA(id)
-			}
-		case e.sa.Limits.Hard.Time != 0 && age >= e.sa.Limits.Hard.Time:
-			t.expireHard(id, e)
-		case e.sa.Limits.Soft.Time != 0 && age >= e.sa.Limits.Soft.Time && !e.dying:
+			t.delSA(tm.id)
+			t.current.index.RemoveSA(tm.id)
+		case lim.Hard.Time != 0 && age >= lim.Hard.Time:
+			t.expireHard(tm.id, e)
+		case lim.Soft.Time != 0 && age >= lim.Soft.Time && !e.dying:
 			e.dying = true
 			t.publish(expireEvent(kernel.EventSoftExpire, e))
 		}
 	}
-	for idx, until := range t.acquires {
-		if !t.now.Before(until) {
+	for idx, pa := range t.acquires {
+		if !t.now.Before(pa.until) {
 			delete(t.acquires, idx)
 		}
 	}
@@ -772,10 +801,10 @@ func (k *Kernel) Send(pkt Packet) (Verdict, kernel.SAID, error) {
 		t.count(id, sa, uint64(max(pkt.Len, 0)), 1)
 		return Protected, id, nil
 	}
-	if until, pending := t.acquires[best.p.Index]; pending && t.now.Before(until) {
+	if pa, pending := t.acquires[best.p.Index]; pending && t.now.Before(pa.until) {
 		return Acquired, kernel.SAID{}, nil
 	}
-	t.acquires[best.p.Index] = t.now.Add(t.acqExpires)
+	t.acquires[best.p.Index] = pendingAcquire{until: t.now.Add(t.acqExpires), reqid: tmpl.Reqid}
 	bits := 32
 	if !pkt.Src.Is4() {
 		bits = 128
@@ -792,4 +821,30 @@ func (k *Kernel) Send(pkt Packet) (Verdict, kernel.SAID, error) {
 		TmplSrc: src, TmplDst: dst,
 	})
 	return Acquired, kernel.SAID{}, nil
+}
+
+// timer is one SA deadline (soft, hard, or a larval SA's end).
+type timer struct {
+	at  time.Time
+	id  kernel.SAID
+	gen uint64
+}
+
+// timerHeap orders deadlines by time, then SA (destination, SPI): container/heap.
+type timerHeap []timer
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	if c := h[i].at.Compare(h[j].at); c != 0 {
+		return c < 0
+	}
+	return cmp.Or(h[i].id.Dst.Compare(h[j].id.Dst), cmp.Compare(h[i].id.SPI, h[j].id.SPI)) < 0
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
