@@ -13,9 +13,8 @@ import (
 )
 
 // handler implements the control API (cmd/internal/control.Handler) over the actor
-// tree. IKE SA unique IDs are family IDs: an IKE SA keeps its ID across IKE rekeys (a
-// rekeyed IKE SA waiting for its deletion is listed with the same ID). Child SA unique
-// IDs come from the daemon's childIDs table.
+// tree. IKE SA unique IDs are family IDs: an IKE SA keeps its ID across IKE rekeys.
+// Child SA unique IDs come from the daemon's childIDs table.
 type handler struct{ d *daemon }
 
 var (
@@ -46,20 +45,22 @@ func (h handler) ListSAs(ctx context.Context, filter control.SAFilter, emit func
 		if filter.IKEID != 0 && uint64(sa.Family) != filter.IKEID {
 			continue
 		}
-		for i := range sa.IKE {
-			ikeRecord(&rec, &sa, i, h.d.ids)
-			if err := emit(&rec); err != nil {
-				return err
-			}
+		if len(sa.IKE) == 0 {
+			continue
+		}
+		ikeRecord(&rec, &sa, h.d.ids)
+		if err := emit(&rec); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// ikeRecord fills rec with IKE SA i of family sa; the family's Child SAs go with its
-// current IKE SA (i == 0), a rekeyed IKE SA waiting for its deletion has none.
-func ikeRecord(rec *control.IKESA, sa *actors.SA, i int, ids *childIDs) {
-	in := &sa.IKE[i]
+// ikeRecord fills rec with family sa's current IKE SA and its Child SAs. An old IKE SA
+// that was rekeyed and waits for its deletion (RFC 7296 §2.8) is not listed: the
+// family's unique ID names one IKE SA at a time.
+func ikeRecord(rec *control.IKESA, sa *actors.SA, ids *childIDs) {
+	in := &sa.IKE[0]
 	*rec = control.IKESA{
 		Conn: sa.Conn, UniqueID: uint64(sa.Family), State: in.State.String(), Initiator: in.Initiator,
 		SPIi: control.SPI64(in.SPIi), SPIr: control.SPI64(in.SPIr),
@@ -71,9 +72,6 @@ func ikeRecord(rec *control.IKESA, sa *actors.SA, i int, ids *childIDs) {
 	}
 	if rec.Conn == "" {
 		rec.Conn = in.Name
-	}
-	if i != 0 {
-		return
 	}
 	for j := range sa.Children {
 		c := &sa.Children[j]

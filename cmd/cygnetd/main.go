@@ -41,6 +41,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cygnet-ipsec/cygnet/cmd/internal/config"
 	"github.com/cygnet-ipsec/cygnet/cmd/internal/logging"
 )
 
@@ -102,6 +103,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if ver {
 		fmt.Fprintln(stdout, "cygnetd", version())
 		return exitOK
+	}
+	if err := o.apply(&config.Config{}); err != nil {
+		fmt.Fprintf(stderr, "cygnetd: %v\n", err)
+		return exitUsage
 	}
 
 	cfg, conns, err := loadConfig(path, o)
