@@ -15,9 +15,12 @@
 //	cygnet-load -target 192.0.2.2:500 -src 192.0.2.10-192.0.2.59 -psk-file key \
 //	    -count 10000 -rate 2000 -children 1 -hold 30s
 //	cygnet-load respond -listen 192.0.2.2:500 -psk-file key -remote-ts 10.128.0.0/9
+//	cygnet-load flood -target 192.0.2.2:500 -spoof 198.51.100.128/25 -rate 20000 -duration 30s
 //
 // The respond subcommand is the same core as a responder, with no actor tree and no
-// kernel: the floor cygnetd's shell adds its cost to.
+// kernel: the floor cygnetd's shell adds its cost to. The flood subcommand sends
+// IKE_SA_INIT requests from spoofed addresses through a raw socket (needs CAP_NET_RAW),
+// to see COOKIEs engage (RFC 7296 §2.6).
 package main
 
 import (
@@ -41,9 +44,12 @@ import (
 
 func main() {
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "respond" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "respond":
 		err = respond(os.Args[2:])
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "flood":
+		err = flood(os.Args[2:])
+	default:
 		err = initiate(os.Args[1:])
 	}
 	if err != nil {
@@ -302,4 +308,34 @@ func respond(args []string) error {
 	r.Close()
 	stopProfile()
 	return writeJSON(*jsonOut, r.Stats())
+}
+
+func flood(args []string) error {
+	fs := flag.NewFlagSet("cygnet-load flood", flag.ContinueOnError)
+	var (
+		target   = fs.String("target", "", "responder IKE address:port (IPv4)")
+		spoof    = fs.String("spoof", "", "prefix the spoofed source addresses come from")
+		rate     = fs.Float64("rate", 10000, "IKE_SA_INIT requests per second")
+		duration = fs.Duration("duration", 10*time.Second, "how long to send")
+		ikeProps = fs.String("ike", "aes256gcm16-prfsha256-x25519", "IKE proposals of the requests")
+		jsonOut  = fs.String("json", "-", "where the JSON report goes (- = stdout)")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tgt, err := netip.ParseAddrPort(*target)
+	if err != nil {
+		return fmt.Errorf("-target: %w", err)
+	}
+	sp, err := netip.ParsePrefix(*spoof)
+	if err != nil {
+		return fmt.Errorf("-spoof: %w", err)
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	rep, err := loadgen.Flood(ctx, loadgen.FloodConfig{Target: tgt, Spoof: sp, Rate: *rate, Duration: *duration, IKEProposals: *ikeProps})
+	if err != nil {
+		return err
+	}
+	return writeJSON(*jsonOut, rep)
 }

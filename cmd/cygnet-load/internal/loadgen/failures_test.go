@@ -138,3 +138,67 @@ func TestAddrAdd(t *testing.T) {
 		}
 	}
 }
+
+// A flood of spoofed IKE_SA_INIT requests (raw socket, needs root) pushes the responder
+// over its cookie threshold: it challenges instead of keeping state, the half-open count
+// stays near the threshold, and legitimate clients still get through with cookies.
+func TestLoopbackFloodCookiesEngage(t *testing.T) {
+	t.Parallel()
+	const threshold = 20
+	r := newLoopbackResponder(t, func(c *ResponderConfig) { c.CookieThreshold = threshold })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	floodDone := make(chan *FloodReport, 1)
+	go func() {
+		rep, err := Flood(ctx, FloodConfig{Target: r.Addrs()[0], Spoof: netip.MustParsePrefix("127.77.0.0/16"),
+			Rate: 3000, Duration: 3 * time.Second, IKEProposals: "aes256gcm16-prfsha256-x25519", Templates: 8})
+		if err != nil {
+			t.Error(err)
+		}
+		floodDone <- rep
+	}()
+	// Let the flood fill the half-open table first.
+	var maxHalf int64
+	for i := 0; i < 100 && r.Stats().CookiesSent == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cfg := loopbackConfig(r, 100)
+	cfg.Rate, cfg.MaxInFlight = 100, 16
+	done := make(chan *Report, 1)
+	go func() {
+		rep, err := Run(ctx, cfg)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- rep
+	}()
+	var rep *Report
+	for rep == nil {
+		select {
+		case rep = <-done:
+		case <-time.After(20 * time.Millisecond):
+			maxHalf = max(maxHalf, r.Stats().HalfOpen)
+		}
+	}
+	fr := <-floodDone
+	if rep == nil || fr == nil {
+		t.Fatal("no report")
+	}
+	st := r.Stats()
+	t.Logf("flood %+v; legit: established %d, cookies received %d, p99 %.1f ms; responder: %+v, max half-open %d",
+		*fr, rep.Established, rep.CookiesSeen, rep.Latency.P99ms, st, maxHalf)
+	if fr.Sent == 0 {
+		t.Fatal("the flood sent nothing")
+	}
+	if rep.Established != 100 || rep.Failed != 0 {
+		t.Errorf("legitimate clients: %d established, %d failed (%v); want all 100 through", rep.Established, rep.Failed, rep.Failures)
+	}
+	if st.CookiesSent == 0 || rep.CookiesSeen == 0 {
+		t.Errorf("cookies sent %d, legitimate clients received %d; want both > 0", st.CookiesSent, rep.CookiesSeen)
+	}
+	// Half-open state is created only while below the threshold, plus the legitimate
+	// clients whose cookies let them past it (at most MaxInFlight at a time).
+	if maxHalf > threshold+int64(cfg.MaxInFlight)+5 {
+		t.Errorf("half-open IKE SAs reached %d, want about the threshold %d", maxHalf, threshold)
+	}
+}
