@@ -278,6 +278,9 @@ func (m *Manager) selectSAs(tg Target) map[*familyEntry][]ike.ChildRef {
 			return
 		}
 		for _, c := range s.Children {
+			if c.State != ike.ChildStateUp && c.State != ike.ChildStateRekeying {
+				continue // replaced, being deleted or not there yet
+			}
 			if (tg.ChildSPI != 0 && (c.SPIIn == tg.ChildSPI || c.SPIOut == tg.ChildSPI)) || (tg.ChildSPI == 0 && c.Name == tg.Child) {
 				out[e] = append(out[e], c.Ref)
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -74,6 +75,11 @@ type workDone struct {
 	panicked any
 }
 
+type reservedSPI struct {
+	reqid kernel.Reqid
+	sa    kernel.SAID
+}
+
 type childSlot struct {
 	pid      *actor.PID
 	lin      *lineage
@@ -98,7 +104,9 @@ type family struct {
 	pending                []ike.Work
 
 	children map[ike.ChildRef]*childSlot
-	reqids   map[ike.ChildRef]kernel.Reqid // allocated with the child's inbound SPI
+	// reserved are the inbound SPIs allocated (larval SAs, with the reqid they were
+	// reserved under) for Child SAs that have no child actor yet.
+	reserved map[ike.ChildRef]reservedSPI
 
 	// local and remote are the IKE SA's addresses (from the datagrams until it is
 	// established, from the core afterwards), for SPI allocation.
@@ -265,6 +273,15 @@ func (f *family) step(ctx actor.Context, ev ike.Event) {
 
 // apply carries out the effects of one Step in order (ike.Step's contract).
 func (f *family) apply(ctx actor.Context, effs []ike.Effect) {
+	if f.conn == "" {
+		// A responder learns its connection in IKE_AUTH; the Child SAs installed in the
+		// same Step already need the name (metrics).
+		for _, eff := range effs {
+			if e, ok := eff.(ike.Established); ok {
+				f.conn = e.IKE.Name
+			}
+		}
+	}
 	dirty := false
 	for _, eff := range effs {
 		switch e := eff.(type) {
@@ -282,7 +299,7 @@ func (f *family) apply(ctx actor.Context, effs []ike.Effect) {
 				s.removing = true
 				ctx.Stop(s.pid)
 			}
-			delete(f.reqids, e.Ref)
+			f.releaseSPI(e.Ref)
 			dirty = true
 		case ike.ArmTimer:
 			f.armTimer(ctx, e)
@@ -316,6 +333,7 @@ func (f *family) apply(ctx actor.Context, effs []ike.Effect) {
 			dirty = true
 		case ike.ExchangeDone:
 			f.t.rec.ExchangeDone(e.Exchange, e.Role, e.Outcome)
+			dirty = true // states settle at the end of an exchange
 		case ike.NotifySeen:
 			if e.Sent {
 				f.t.rec.NotifySent(e.Type)
@@ -326,6 +344,9 @@ func (f *family) apply(ctx actor.Context, effs []ike.Effect) {
 			f.t.rec.Retransmitted(e.Exchange)
 		case ike.Dropped:
 			f.t.rec.PacketDropped(e.Reason)
+			if ce := f.t.log.Check(zap.DebugLevel, "message dropped"); ce != nil {
+				ce.Write(append(f.fields(), zap.String("reason", string(e.Reason)), zap.String("detail", e.Detail))...)
+			}
 		case ike.Log:
 			f.logEffect(e)
 		case ike.FamilyDone:
@@ -399,7 +420,8 @@ func (f *family) installChild(ctx actor.Context, sa ike.ChildSA) {
 		}
 	}
 	if lin == nil {
-		reqid, ok := f.reqids[sa.Ref]
+		r, ok := f.reserved[sa.Ref]
+		reqid := r.reqid
 		if !ok {
 			var err error
 			if reqid, err = f.t.kernel.AllocReqid(); err != nil {
@@ -409,7 +431,7 @@ func (f *family) installChild(ctx actor.Context, sa ike.ChildSA) {
 		}
 		lin = &lineage{reqid: reqid}
 	}
-	delete(f.reqids, sa.Ref)
+	delete(f.reserved, sa.Ref) // the child actor owns the reserved SPI from now on
 	lin.acquire()
 	cloneKeys(&sa)
 	pid, err := ctx.SpawnNamed(f.t.childProps, "c"+strconv.FormatUint(uint64(sa.Ref), 10))
@@ -558,29 +580,43 @@ func (f *family) Rand() io.Reader { return rand.Reader }
 // AllocSPI implements ike.Env: an inbound ESP SPI from the kernel (XFRM_MSG_ALLOCSPI),
 // reserved under a reqid the Child SA will use unless it continues a lineage.
 func (f *family) AllocSPI(ref ike.ChildRef) (uint32, error) {
-	reqid, ok := f.reqids[ref]
-	if !ok {
-		var err error
-		if reqid, err = f.t.kernel.AllocReqid(); err != nil {
-			return 0, fmt.Errorf("allocate SPI for child %v: %w", ref, err)
-		}
-		if f.reqids == nil {
-			f.reqids = make(map[ike.ChildRef]kernel.Reqid, 2)
-		}
-		f.reqids[ref] = reqid
+	f.releaseSPI(ref) // a second allocation for the same Child SA replaces the first
+	reqid, err := f.t.kernel.AllocReqid()
+	if err != nil {
+		return 0, fmt.Errorf("allocate SPI for child %v: %w", ref, err)
 	}
 	ctx, cancel := f.t.kctx()
 	defer cancel()
 	start := time.Now()
+	dst := f.local.Addr().Unmap()
 	spi, err := f.t.kernel.AllocSPI(ctx, kernel.SPIRequest{
-		Src: f.remote.Addr().Unmap(), Dst: f.local.Addr().Unmap(), Mode: kernel.ModeTunnel,
+		Src: f.remote.Addr().Unmap(), Dst: dst, Mode: kernel.ModeTunnel,
 		Reqid: reqid, Owner: kernel.Owner{Family: f.e.id, Child: uint64(ref)},
 	})
 	f.t.kernelOp(telemetry.KernelAllocSPI, start, err)
 	if err != nil {
 		return 0, fmt.Errorf("allocate SPI for child %v: %w", ref, err)
 	}
+	if f.reserved == nil {
+		f.reserved = make(map[ike.ChildRef]reservedSPI, 2)
+	}
+	f.reserved[ref] = reservedSPI{reqid: reqid, sa: kernel.SAID{Dst: dst, SPI: spi}}
 	return uint32(spi), nil
+}
+
+// releaseSPI gives back an inbound SPI reserved for a Child SA that never got a child
+// actor (the core gave up on it: RemoveChild without InstallChild).
+func (f *family) releaseSPI(ref ike.ChildRef) {
+	r, ok := f.reserved[ref]
+	if !ok {
+		return
+	}
+	delete(f.reserved, ref)
+	ctx, cancel := f.t.kctx()
+	defer cancel()
+	start := time.Now()
+	err := f.t.kernel.DeleteSA(ctx, r.sa)
+	f.t.kernelOp(telemetry.KernelDeleteSA, start, err)
 }
 
 func (f *family) logEffect(e ike.Log) {
@@ -595,9 +631,15 @@ func (f *family) logEffect(e ike.Log) {
 	if ce == nil {
 		return
 	}
-	fields := f.fields()
+	fields := make([]zap.Field, 0, len(e.Fields)+4)
 	for _, fl := range e.Fields {
 		fields = append(fields, zap.String(fl.Key, fl.Value))
+	}
+	// The shell's fields for what the core did not say itself.
+	for _, sf := range f.fields() {
+		if !slices.ContainsFunc(e.Fields, func(fl ike.Field) bool { return fl.Key == sf.Key }) {
+			fields = append(fields, sf)
+		}
 	}
 	ce.Write(fields...)
 }

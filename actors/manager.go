@@ -150,6 +150,7 @@ func (m *manager) admit(ctx actor.Context, msg newSA) {
 		return
 	}
 	if m.t.pool.Busy() {
+		m.t.log.Debug("IKE_SA_INIT dropped: key-exchange pool busy", logfield.Peer(d.Remote))
 		// Back-pressure: established families keep the pool; the initiator retransmits.
 		drop(telemetry.DropQueueFull)
 		return

@@ -34,6 +34,7 @@ const (
 	DefaultKeepaliveInterval = 20 * time.Second // strongSwan charon.keep_alive
 	defaultReopenBackoff     = 100 * time.Millisecond
 	defaultMaxReopenBackoff  = 5 * time.Second
+	defaultReadBuffer        = 4 << 20
 	readBufferLen            = 65536
 )
 
@@ -50,6 +51,10 @@ type Config struct {
 	KernelESPInUDP bool
 	// KeepaliveInterval between NAT keepalives on a registered flow; default 20 s.
 	KeepaliveInterval time.Duration
+	// ReadBuffer is the socket receive buffer in octets (SO_RCVBUF, forced past
+	// net.core.rmem_max with SO_RCVBUFFORCE when the process may); default 4 MiB, so
+	// that a burst of thousands of IKE_SA_INIT requests is not lost in the kernel.
+	ReadBuffer int
 	// ReopenBackoff and MaxReopenBackoff bound the delay between reopen attempts of a
 	// failed socket; defaults 100 ms and 5 s.
 	ReopenBackoff, MaxReopenBackoff time.Duration
@@ -130,6 +135,9 @@ func Open(c Config, h Handler) (*Set, error) {
 	}
 	if c.MaxReopenBackoff < c.ReopenBackoff {
 		c.MaxReopenBackoff = max(defaultMaxReopenBackoff, c.ReopenBackoff)
+	}
+	if c.ReadBuffer <= 0 {
+		c.ReadBuffer = defaultReadBuffer
 	}
 	if c.Log == nil {
 		c.Log = zap.NewNop()
@@ -336,6 +344,14 @@ func (sk *socket) open() (*net.UDPConn, error) {
 			}
 			if sk.natt && sk.set.cfg.KernelESPInUDP {
 				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_ENCAP, unix.UDP_ENCAP_ESPINUDP)
+				if serr != nil {
+					return
+				}
+			}
+			// Best effort: SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped by
+			// net.core.rmem_max.
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, sk.set.cfg.ReadBuffer) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, sk.set.cfg.ReadBuffer)
 			}
 		})
 		if err != nil {
