@@ -90,6 +90,11 @@ type Options struct {
 	// LogKeys raises the ike/chd/enc log levels so that charon logs every derived
 	// key (level 4), for tests that decrypt what they captured.
 	LogKeys bool
+	// Quiet is for load tests, where a log line or a vici event per SA would cost
+	// charon more than the work being measured: every log group at -1 (silent, the
+	// filelog keeps only the other groups' level-0 lines) and no event subscription
+	// (Events stays empty).
+	Quiet bool
 	// Extra is raw strongswan.conf text placed inside the charon section.
 	Extra string
 }
@@ -108,6 +113,7 @@ type Charon struct {
 	evDone  chan struct{}
 	events  *EventLog
 	stopped bool
+	quiet   bool         // Options.Quiet: no event session
 	output  bytes.Buffer // charon's stdout/stderr (written by os/exec's copier)
 	outMu   sync.Mutex
 }
@@ -158,7 +164,7 @@ func Start(tb testing.TB, name string, ns *netns.NS, opts Options) *Charon {
 	if err != nil {
 		tb.Fatalf("charon %s: %v", name, err)
 	}
-	c := &Charon{Name: name, NS: ns, Dir: dir, tb: tb, events: newEventLog()}
+	c := &Charon{Name: name, NS: ns, Dir: dir, tb: tb, events: newEventLog(), quiet: opts.Quiet}
 	tb.Cleanup(func() {
 		if err := c.Stop(); errors.Is(err, netns.ErrKilled) {
 			tb.Logf("charon %s: %v", name, err)
@@ -235,6 +241,9 @@ func (c *Charon) connect() error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	var err error
+	if c.quiet {
+		return nil
+	}
 	if c.evSess, err = vici.NewSession(vici.WithSocketPath(c.socketPath())); err != nil {
 		return fmt.Errorf("vici event session: %w", err)
 	}
@@ -355,19 +364,27 @@ func renderConf(dir string, o Options) string {
 	if o.LogKeys {
 		ike, chd, enc = 4, 4, 3
 	}
+	other := 2 // cfg, knl, net
+	if o.Quiet {
+		ike, chd, enc, other = -1, -1, -1, -1
+	}
 	p("  filelog {")
 	p("    main {")
 	p("      path = %s", filepath.Join(dir, "charon.log"))
 	p("      time_format = %%T")
 	p("      time_add_ms = yes")
 	p("      ike_name = yes")
-	p("      default = 1")
+	def := 1
+	if o.Quiet {
+		def = 0
+	}
+	p("      default = %d", def)
 	p("      ike = %d", ike)
 	p("      chd = %d", chd)
 	p("      enc = %d", enc)
-	p("      cfg = 2")
-	p("      knl = 2")
-	p("      net = 2")
+	p("      cfg = %d", other)
+	p("      knl = %d", other)
+	p("      net = %d", other)
 	p("      flush_line = yes")
 	p("      append = no")
 	p("    }")
