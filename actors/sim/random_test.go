@@ -9,7 +9,10 @@ import (
 	"time"
 )
 
-var smokeSeeds = flag.Int("sim.smoke", 200, "seeds for the randomized smoke test")
+var (
+	smokeSeeds = flag.Int("sim.smoke", 200, "seeds for the randomized smoke test")
+	smokeFrom  = flag.Uint64("sim.smokefrom", 0, "first seed of the randomized smoke test")
+)
 
 // randomRun drives a pair with random commands over a lossy network and returns the
 // script it ran (for replay) and the invariant violations at the end.
@@ -91,7 +94,7 @@ func randomRun(seed uint64) (script []string, violations []string, err error) {
 // TestRandomSmoke runs a few hundred randomized seeds (the full campaign lives with the
 // simulator's randomized runs); a failing seed prints the script that replays it.
 func TestRandomSmoke(t *testing.T) {
-	for seed := range uint64(*smokeSeeds) {
+	for seed := *smokeFrom; seed < *smokeFrom+uint64(*smokeSeeds); seed++ {
 		script, v, err := randomRun(seed)
 		if err != nil || len(v) > 0 {
 			t.Fatalf("seed %d: %v %v\nreplay script:\n%s", seed, err, strings.Join(v, "\n"), strings.Join(script, "\n"))
