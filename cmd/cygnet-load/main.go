@@ -162,6 +162,7 @@ func initiate(args []string) error {
 		shards     = fs.Int("shards", 0, "event loops (0: GOMAXPROCS)")
 		workers    = fs.Int("workers", 0, "key-exchange workers (0: GOMAXPROCS)")
 		jsonOut    = fs.String("json", "-", "where the JSON summary goes (- = stdout)")
+		setupJSON  = fs.String("setup-json", "", "write the report so far to this file when the setup phase ends")
 		quiet      = fs.Bool("quiet", false, "no progress line")
 		trace      = fs.Int("trace", 0, "print every event and effect of the first N IKE SAs on stderr")
 		cpuprofile = fs.String("cpuprofile", "", "write a CPU profile of the run")
@@ -202,6 +203,13 @@ func initiate(args []string) error {
 	}
 	if !*quiet {
 		cfg.Progress, cfg.ProgressTTY = os.Stderr, isTerminal(os.Stderr)
+	}
+	if *setupJSON != "" {
+		cfg.SetupDone = func(r *loadgen.Report) {
+			if err := writeJSON(*setupJSON, r); err != nil {
+				fmt.Fprintln(os.Stderr, "cygnet-load: -setup-json:", err)
+			}
+		}
 	}
 	if *trace > 0 {
 		cfg.Trace, cfg.TraceFirst = os.Stderr, *trace

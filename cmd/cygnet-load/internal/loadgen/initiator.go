@@ -102,6 +102,11 @@ type Config struct {
 	ProgressEvery time.Duration
 	ProgressTTY   bool
 
+	// SetupDone, when set, is called once when the setup phase ends (every IKE SA
+	// established or failed, or Duration over), with the report so far, before the
+	// hold phase: an orchestrator learns that the IKE SAs are up.
+	SetupDone func(*Report)
+
 	// ListenUDP, when set, opens the sockets instead of net.ListenUDP (a test opens
 	// them inside a network namespace this way).
 	ListenUDP func(network string, laddr *net.UDPAddr) (*net.UDPConn, error)
@@ -262,6 +267,11 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	if rep.SetupSeconds > 0 {
 		rep.SetupRate = float64(stats.Established.Load()) / rep.SetupSeconds
 	}
+	if cfg.SetupDone != nil {
+		interim := *rep
+		stats.fill(&interim)
+		cfg.SetupDone(&interim)
+	}
 	// Hold.
 	if phaseCtx.Err() == nil {
 		sleepCtx(phaseCtx, cfg.Hold)
@@ -294,26 +304,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	progWG.Wait()
 	e.stop()
 
-	rep.Launched = stats.Launched.Load()
-	rep.Established = stats.Established.Load()
-	rep.Failed = stats.Failed.Load()
-	rep.Lost = stats.Lost.Load()
-	rep.Deleted = stats.Deleted.Load()
-	rep.LeftUp = stats.IKEUp.Load()
-	rep.ChildrenUp = stats.ChildUp.Load()
-	rep.IKERekeys = stats.IKERekeys.Load()
-	rep.ChildRekeys = stats.ChildRekeys.Load()
-	rep.Retransmits = stats.Retransmits.Load()
-	rep.Dropped = stats.Dropped.Load()
-	rep.SendErrors = stats.SendErrors.Load()
-	rep.CookiesSeen = stats.CookiesSeen.Load()
-	rep.Latency = stats.Latency.Summary()
-	rep.Failures = stats.snapshot(stats.failures)
-	rep.Losses = stats.snapshot(stats.losses)
-	rep.ChildFailures = stats.snapshot(stats.childFailures)
-	rep.NotifiesReceived = stats.snapshot(stats.notifies)
-	rep.RetransmitsBy = stats.snapshot(stats.retransmitsByEx)
-	rep.Drops = stats.snapshot(stats.drops)
+	stats.fill(rep)
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
 		rep.CPUUserSeconds = float64(ru.Utime.Sec) + float64(ru.Utime.Usec)/1e6
@@ -321,6 +312,30 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		rep.MaxRSSMiB = float64(ru.Maxrss) / 1024
 	}
 	return rep, nil
+}
+
+// fill copies the counters into rep.
+func (st *Stats) fill(rep *Report) {
+	rep.Launched = st.Launched.Load()
+	rep.Established = st.Established.Load()
+	rep.Failed = st.Failed.Load()
+	rep.Lost = st.Lost.Load()
+	rep.Deleted = st.Deleted.Load()
+	rep.LeftUp = st.IKEUp.Load()
+	rep.ChildrenUp = st.ChildUp.Load()
+	rep.IKERekeys = st.IKERekeys.Load()
+	rep.ChildRekeys = st.ChildRekeys.Load()
+	rep.Retransmits = st.Retransmits.Load()
+	rep.Dropped = st.Dropped.Load()
+	rep.SendErrors = st.SendErrors.Load()
+	rep.CookiesSeen = st.CookiesSeen.Load()
+	rep.Latency = st.Latency.Summary()
+	rep.Failures = st.snapshot(st.failures)
+	rep.Losses = st.snapshot(st.losses)
+	rep.ChildFailures = st.snapshot(st.childFailures)
+	rep.NotifiesReceived = st.snapshot(st.notifies)
+	rep.RetransmitsBy = st.snapshot(st.retransmitsByEx)
+	rep.Drops = st.snapshot(st.drops)
 }
 
 // build checks the configuration and makes the connection every IKE SA copies.
