@@ -171,8 +171,17 @@ func natdHash(spiI, spiR SPI, ap netip.AddrPort) []byte {
 
 // addNATD adds NAT_DETECTION_SOURCE_IP and _DESTINATION_IP. With Encap the source hash
 // is deliberately wrong so that the peer sees a NAT and both use UDP encapsulation (as
-// strongSwan's encap=yes does).
+// strongSwan's encap=yes does). An initiator that does not know its own address (no
+// local_addrs configured) sends none: a hash of the unspecified address would make the
+// peer see a NAT that is not there. The responder answers with them only if the
+// request had them (§2.23).
 func (f *Family) addNATD(m *message, ike *ikeSA, request bool) {
+	if request && !ike.local.Addr().IsValid() || ike.local.Addr().IsUnspecified() {
+		return
+	}
+	if !request && !ike.peerNATD {
+		return
+	}
 	spiR := ike.spiR
 	if request {
 		spiR = 0
@@ -194,6 +203,7 @@ func (f *Family) detectNAT(ike *ikeSA, m *message, local, remote netip.AddrPort,
 		ike.natLocal, ike.natPeer = f.cfg.Encap, false
 		return
 	}
+	ike.peerNATD = true
 	match := func(ns []*notifyPayload, want []byte) bool {
 		return slices.ContainsFunc(ns, func(n *notifyPayload) bool { return string(n.data) == string(want) })
 	}

@@ -34,6 +34,7 @@ type ikeSA struct {
 	natLocal, natPeer bool
 	peerFrag          bool // the peer sent IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3)
 	peerChildless     bool // the peer sent CHILDLESS_IKEV2_SUPPORTED (RFC 6023)
+	peerNATD          bool // the peer sent NAT_DETECTION_* notifies (§2.23)
 	peerID            Identity
 
 	// Our requests: nextReqID is the ID of the next one, active the one outstanding.

@@ -506,6 +506,13 @@ func applyConnOptions(c *ike.Connection, args []string) error {
 			c.Encap = v == "yes"
 		case "psk":
 			c.PSK = ike.Secret(v)
+		case "local-addrs":
+			c.LocalAddrs = nil
+			if v != "none" {
+				var a netip.Addr
+				a, err = netip.ParseAddr(v)
+				c.LocalAddrs = []netip.Addr{a}
+			}
 		case "id":
 			c.Local.ID, err = ike.ParseIdentity(v)
 		case "remote-id":

@@ -247,7 +247,12 @@ func (fh *Family) apply(effects []ike.Effect) {
 		switch e := e.(type) {
 		case ike.SendDatagram:
 			fh.remote = e.Remote.Addr()
-			w.Net.send(w, e.Local, e.Remote, slices.Clone(e.Data), e.Summary, n)
+			from := e.Local
+			if !from.Addr().IsValid() || from.Addr().IsUnspecified() {
+				// A wildcard socket: the kernel picks the node's address.
+				from = netip.AddrPortFrom(n.Addr, from.Port())
+			}
+			w.Net.send(w, from, e.Remote, slices.Clone(e.Data), e.Summary, n)
 		case ike.ArmTimer:
 			fh.timerAt, fh.gen = e.At, e.Gen
 		case ike.Work:
