@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -208,4 +209,38 @@ func summary(sas []control.IKESA) string {
 		fmt.Fprintf(&b, "[%s #%d %s %v_i %v_r, %d children] ", sa.Conn, sa.UniqueID, sa.State, sa.SPIi, sa.SPIr, len(sa.Children))
 	}
 	return b.String()
+}
+
+// TestSecondSignalExitsAtOnce: with its peer gone, a graceful stop waits for DELETE
+// answers that never come (up to the shutdown grace, 5 s); a second SIGTERM ends the
+// daemon at once, with status 1.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	t.Parallel()
+	a, b := pairOf(t, daemonOpts{}, siteConn)
+	waitTunnel(t, a, b, "site", "net1", "net2")
+	b.kill()
+	p := a.proc
+	a.signal(syscall.SIGTERM)
+	eventually(t, 5*time.Second, "a begins its graceful stop", func() string {
+		if !strings.Contains(a.log.String(), "shutting down") {
+			return "no 'shutting down' in a's log"
+		}
+		return ""
+	})
+	if exited, _ := p.Exited(); exited {
+		t.Fatalf("a exited before its silent peer could answer the DELETE: the stop was not graceful")
+	}
+	a.signal(syscall.SIGTERM)
+	select {
+	case <-p.Done():
+	case <-time.After(4 * time.Second): // less than the 5 s a graceful stop would wait
+		t.Fatalf("a still runs 4s after the second SIGTERM")
+	}
+	a.proc = nil
+	if _, err := p.Exited(); err == nil || !strings.Contains(err.Error(), "exit status 1") {
+		t.Errorf("exit after a second signal: %v, want exit status 1", err)
+	}
+	if !strings.Contains(a.log.String(), "second signal: exiting at once") {
+		t.Errorf("a's log does not say why it exited at once")
+	}
 }
