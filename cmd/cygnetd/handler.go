@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/cygnet-ipsec/cygnet/actors"
 	"github.com/cygnet-ipsec/cygnet/actors/ike"
@@ -326,11 +330,32 @@ func (h handler) event(ev actors.Event, up map[kernel.FamilyID]bool) (*control.E
 	return e, true
 }
 
-// DebugKill stops a named actor as if it had crashed ("f<id>" a family, "f<id>/c<ref>"
-// a Child SA actor). The control server offers it only with chaos enabled.
+// DebugKill stops a named actor as if it had crashed. Actors are named as the actor
+// tree names them ("f<id>" a family, "f<id>/c<ref>" a Child SA actor) or by the unique
+// IDs list-sas shows: "ike:<id>" the IKE SA's family, "child:<id>" the Child SA's actor.
+// The control server offers it only with chaos enabled.
 func (h handler) DebugKill(ctx context.Context, name string) error {
-	if err := h.d.m.KillActor(ctx, name, false); err != nil {
+	actorName := name
+	if v, ok := strings.CutPrefix(name, "ike:"); ok {
+		id, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return control.Errorf(control.CodeBadRequest, "debug-kill %s: expected ike:<IKE SA id>", name)
+		}
+		actorName = "f" + strconv.FormatUint(id, 10)
+	} else if v, ok := strings.CutPrefix(name, "child:"); ok {
+		id, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return control.Errorf(control.CodeBadRequest, "debug-kill %s: expected child:<Child SA id>", name)
+		}
+		k, ok := h.d.ids.lookup(id)
+		if !ok {
+			return control.Errorf(control.CodeUnknownActor, "debug-kill %s: no Child SA #%d", name, id)
+		}
+		actorName = fmt.Sprintf("f%d/c%d", uint64(k.family), uint64(k.ref))
+	}
+	if err := h.d.m.KillActor(ctx, actorName, false); err != nil {
 		return control.Errorf(control.CodeUnknownActor, "debug-kill %s: %v", name, err)
 	}
+	h.d.log.Warn("debug-kill: actor stopped on request (chaos testing)", zap.String("actor", actorName))
 	return nil
 }

@@ -66,6 +66,9 @@ func TestEstablishListRekeyTerminate(t *testing.T) {
 		if r := a.ctl("list-sas", "--ike", "nosuch"); r.code != 0 || strings.TrimSpace(r.stdout) != "" {
 			t.Errorf("list-sas --ike nosuch: exit %d, output %q; want nothing listed", r.code, r.stdout)
 		}
+		if r := a.ctl("debug", "kill", "f1"); r.code != 1 || !strings.Contains(r.stderr, "debug commands are disabled") {
+			t.Errorf("debug kill without chaos: exit %d, %q; want it refused", r.code, r.stderr)
+		}
 		if r := a.ctl("terminate", "--ike", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, `no connection named "nosuch"`) {
 			t.Errorf("terminate --ike nosuch: exit %d, %q; want 1 and the unknown name", r.code, r.stderr)
 		}
@@ -242,5 +245,35 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 	if !strings.Contains(a.log.String(), "second signal: exiting at once") {
 		t.Errorf("a's log does not say why it exited at once")
+	}
+}
+
+// TestChaosKill: with chaos enabled, cygnetctl debug kill stops actors as if they had
+// crashed, and the failure table holds across real daemons: a killed Child SA actor
+// takes down that Child SA only (its peer is told, the IKE SA and the sibling stay); a
+// killed family takes down its IKE SA and Child SAs.
+func TestChaosKill(t *testing.T) {
+	t.Parallel()
+	a, b := pairOf(t, daemonOpts{extra: "  chaos: yes"}, siteConn)
+	before := waitTunnel(t, a, b, "site", "net1", "net2")
+	a.mustCtl("debug", "kill", fmt.Sprintf("child:%d", before.child("net1").UniqueID))
+	var after tunnel
+	eventually(t, 20*time.Second, "net1 gone on both sides, net2 and the IKE SA kept", func() string {
+		var why string
+		after, why = pairState(a, b, "site", "net2")
+		return why
+	})
+	if after.a.SPIi != before.a.SPIi || after.a.SPIr != before.a.SPIr || !sameChild(after.child("net2"), before.child("net2")) {
+		t.Errorf("killing net1's actor changed the IKE SA or net2")
+	}
+	a.mustCtl("debug", "kill", fmt.Sprintf("ike:%d", before.a.UniqueID))
+	eventually(t, 20*time.Second, "the killed family's SAs gone from a", func() string {
+		if sas := a.sas(); len(sas) != 0 {
+			return fmt.Sprintf("a still lists %s", summary(sas))
+		}
+		return ""
+	})
+	if r := a.ctl("debug", "kill", "child:999"); r.code != 1 || !strings.Contains(r.stderr, "no Child SA #999") {
+		t.Errorf("debug kill child:999: exit %d, %q", r.code, r.stderr)
 	}
 }
