@@ -31,6 +31,7 @@ type Manager struct {
 	socks *sockets.Set
 	pid   *actor.PID // the manager actor
 
+	ready    atomic.Bool  // set once the tree is built: the sockets open before it
 	inflight atomic.Int32 // new IKE_SA_INIT requests posted to the manager
 	halfOpen atomic.Int64 // mirror of the manager's count, for Stats
 	janitor  *janitor
@@ -134,6 +135,7 @@ func newManager(cfg Config, k kernel.Kernel, log *zap.Logger, rec telemetry.Reco
 	m.pid = pid
 	m.kwg.Add(1)
 	go m.dispatchKernelEvents()
+	m.ready.Store(true)
 
 	if cfg.StartActions {
 		for _, c := range cfg.Connections {
@@ -150,6 +152,10 @@ func newManager(cfg Config, k kernel.Kernel, log *zap.Logger, rec telemetry.Reco
 // deliver is the sockets' Handler: it routes a datagram by IKE SPI without decrypting
 // anything (ike.Peek). It never blocks.
 func (m *Manager) deliver(d *sockets.Datagram) bool {
+	if !m.ready.Load() {
+		d.Release() // not started yet: as if it had arrived a moment earlier
+		return true
+	}
 	p, err := ike.Peek(d.Data)
 	if err != nil {
 		m.t.rec.PacketDropped(telemetry.DropMalformed)
