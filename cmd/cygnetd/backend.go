@@ -113,6 +113,12 @@ func probeESP(ctx context.Context) error {
 	} else {
 		defer ns.Close()
 	}
+	return probeESPIn(ctx, ns)
+}
+
+// probeESPIn is probeESP in the namespace ns (netns.None() is the daemon's own). It
+// leaves nothing behind in ns, whatever the answer.
+func probeESPIn(ctx context.Context, ns netns.NsHandle) error {
 	k, err := xfrm.Open(ns, xfrm.Options{Timeout: probeTimeout})
 	if err != nil {
 		return fmt.Errorf("open XFRM netlink: %w", err)
