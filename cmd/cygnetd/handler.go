@@ -275,6 +275,11 @@ func (h handler) Watch(ctx context.Context, emit func(*control.Event) error) err
 	sub := h.d.m.Subscribe(1024)
 	defer sub.Close()
 	up := map[kernel.FamilyID]bool{}
+	for _, sa := range h.d.m.ListSAs() {
+		if len(sa.IKE) > 0 && established(sa.IKE[0].State) {
+			up[sa.Family] = true
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():

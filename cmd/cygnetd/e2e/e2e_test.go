@@ -99,6 +99,7 @@ func TestEstablishListRekeyTerminate(t *testing.T) {
 
 	t.Run("rekey IKE", func(t *testing.T) {
 		before := site
+		events := b.watch()
 		a.mustCtl("rekey", "--ike", "site")
 		var after tunnel
 		eventually(t, 20*time.Second, "site's IKE SA rekeyed on both sides", func() string {
@@ -116,6 +117,9 @@ func TestEstablishListRekeyTerminate(t *testing.T) {
 			}
 			return ""
 		})
+		events.expect(t, func(e control.Event) bool {
+			return e.Type == control.EventIKERekeyed && e.Conn == "site" && e.SPIi == after.b.SPIi && e.SPIr == after.b.SPIr
+		}, "b's watch reports site's IKE SA rekeyed, with the new SPIs")
 		if after.a.UniqueID != before.a.UniqueID {
 			t.Errorf("IKE SA #%d became #%d: an IKE rekey keeps the family", before.a.UniqueID, after.a.UniqueID)
 		}

@@ -476,3 +476,70 @@ func pairOf(t *testing.T, do daemonOpts, conns ...connSpec) (a, b *daemon) {
 	a.start()
 	return a, b
 }
+
+// watcher is a watch request on the daemon's control socket. It speaks the protocol
+// itself rather than running cygnetctl watch, because the daemon's {"watching":true}
+// line says when the watch is in place and cygnetctl does not print it: waiting for it
+// is what makes "an event after this point is seen" certain.
+type watcher struct {
+	events chan control.Event
+	seen   []control.Event
+}
+
+// watch starts a watch and returns once the daemon has it in place; the connection is
+// closed at cleanup.
+func (d *daemon) watch() *watcher {
+	d.t.Helper()
+	c, err := net.Dial("unix", d.socket)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Cleanup(func() { c.Close() })
+	if _, err := fmt.Fprintf(c, "{\"v\":%d,\"cmd\":\"watch\"}\n", control.Version); err != nil {
+		d.t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	first, err := r.ReadBytes('\n')
+	if err != nil || !bytes.Contains(first, []byte(`"watching":true`)) {
+		d.t.Fatalf("watch: first line %q, %v", first, err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	w := &watcher{events: make(chan control.Event, 256)}
+	go func() {
+		defer close(w.events)
+		for {
+			line, err := r.ReadBytes('\n')
+			if err != nil {
+				return
+			}
+			var item struct {
+				Event *control.Event `json:"event"`
+			}
+			if json.Unmarshal(line, &item) == nil && item.Event != nil {
+				w.events <- *item.Event
+			}
+		}
+	}()
+	return w
+}
+
+// expect waits up to 20 s for an event matching ok.
+func (w *watcher) expect(t *testing.T, ok func(control.Event) bool, what string) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case e, open := <-w.events:
+			if !open {
+				t.Fatalf("%s: the watch ended; events seen: %+v", what, w.seen)
+			}
+			w.seen = append(w.seen, e)
+			if ok(e) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("%s: not seen within 20s; events seen: %+v", what, w.seen)
+		}
+	}
+}
