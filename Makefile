@@ -12,7 +12,7 @@ FUZZTIME  ?= 30s
 BIN       := bin
 PKGS      := ./...
 
-.PHONY: all build test test-deps vm-prep test-go fuzz bench lint demo clean
+.PHONY: all build test test-deps vm-prep test-go fuzz bench bench-concentrator lint demo clean
 
 all: build
 
@@ -47,6 +47,15 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# bench-concentrator is the concentrator benchmark (issue 8, cmd/cygnet-load/bench):
+# cygnetd, the bare core and charon as responders under cygnet-load, in namespaces.
+# Needs root, strongSwan and perf; the full run takes about an hour. Results go to
+# /tmp/cygnet-bench-<time>/ (docs/benchmarks.md keeps a reviewed copy). A small run:
+#   make bench-concentrator BENCH_ARGS=-quick
+BENCH_ARGS ?=
+bench-concentrator: test-deps
+	$(GO) test -tags concentrator -run '^TestConcentrator$$' -count=1 -v -timeout 6h ./cmd/cygnet-load/bench -args $(BENCH_ARGS)
 
 lint:
 	$(GO) vet $(PKGS)
