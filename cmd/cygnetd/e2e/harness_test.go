@@ -114,7 +114,7 @@ func (d *daemon) writeConfig(yaml string) {
 	}
 }
 
-// start runs cygnetd and waits until its control socket answers. The daemon is stopped
+// start runs cygnetd and waits until it answers on its control socket. The daemon is stopped
 // (SIGTERM, then checked for a clean exit) at cleanup, before the namespaces go.
 func (d *daemon) start() {
 	d.t.Helper()
@@ -136,8 +136,12 @@ func (d *daemon) start() {
 		if exited, err := p.Exited(); exited {
 			d.t.Fatalf("cygnetd %s exited at start: %v\n%s", d.name, err, d.log.String())
 		}
-		if c, err := net.Dial("unix", d.socket); err == nil {
-			c.Close()
+		// The socket is bound before the actor tree starts; the daemon is up when it
+		// answers.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := control.NewClient(d.socket).Stats(ctx)
+		cancel()
+		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
