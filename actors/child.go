@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -52,6 +53,9 @@ func (l *lineage) acquire() {
 
 // installChild is the child actor's first message.
 type installChild struct {
+	// taken is set by the child actor when it handles the message; a child stopped
+	// before that leaves the cleanup to its family (abandon).
+	taken   atomic.Bool
 	family  kernel.FamilyID
 	sa      ike.ChildSA // keys are the child's own copy, wiped after install
 	lineage *lineage
@@ -100,6 +104,7 @@ func (c *child) Receive(ctx actor.Context) {
 }
 
 func (c *child) install(ctx actor.Context, m *installChild) {
+	m.taken.Store(true)
 	sa := &m.sa
 	c.ref, c.name, c.conn, c.lin, c.holds, c.family = sa.Ref, sa.Name, m.conn, m.lineage, true, m.family
 	err := c.installSAs(sa)
@@ -225,32 +230,56 @@ func (c *child) release() {
 		return
 	}
 	c.holds = false
-	c.lin.mu.Lock()
-	defer c.lin.mu.Unlock()
-	c.lin.holders--
-	if c.lin.holders > 0 || c.lin.policies == nil {
-		return
-	}
-	c.deletePolicies(c.lin.policies)
-	c.lin.policies = nil
+	c.lin.release(c.t, c.logger)
 }
 
-func (c *child) deletePolicies(ids []kernel.PolicyID) {
+// release gives up one reference; the last holder removes the lineage's policies (or
+// puts the traps they replaced back).
+func (l *lineage) release(t *tree, logger func() *zap.Logger) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.holders--
+	if l.holders > 0 || l.policies == nil {
+		return
+	}
+	deletePolicies(t, l.policies, logger)
+	l.policies = nil
+}
+
+func (c *child) deletePolicies(ids []kernel.PolicyID) { deletePolicies(c.t, ids, c.logger) }
+
+func deletePolicies(t *tree, ids []kernel.PolicyID, logger func() *zap.Logger) {
 	for _, id := range ids {
-		ctx, cancel := c.t.kctx()
+		ctx, cancel := t.kctx()
 		start := time.Now()
 		var err error
-		if trap, ok := c.t.traps.policy(id); ok {
-			err = c.t.kernel.UpdatePolicy(ctx, trap) // put the trap back
+		if trap, ok := t.traps.policy(id); ok {
+			err = t.kernel.UpdatePolicy(ctx, trap) // put the trap back
 		} else {
-			err = c.t.kernel.DeletePolicy(ctx, id)
+			err = t.kernel.DeletePolicy(ctx, id)
 		}
 		cancel()
-		c.t.kernelOp(telemetry.KernelDeletePolicy, start, err)
+		t.kernelOp(telemetry.KernelDeletePolicy, start, err)
 		if err != nil && !errors.Is(err, kernel.ErrNotFound) {
-			c.logger().Warn("removing policy failed", zap.Stringer("policy", id), zap.Error(err))
+			logger().Warn("removing policy failed", zap.Stringer("policy", id), zap.Error(err))
 		}
 	}
+}
+
+// abandon undoes what an install message carried when its child actor stopped before
+// handling it (a Stop is a system message and overtakes it): the lineage reference and
+// the reserved inbound SPI. The family calls it on the child's Terminated.
+func (m *installChild) abandon(t *tree) {
+	sa := &m.sa
+	wipe(sa)
+	if sa.Inbound.SPI != 0 {
+		ctx, cancel := t.kctx()
+		start := time.Now()
+		err := t.kernel.DeleteSA(ctx, kernel.SAID{Dst: sa.Local.Unmap(), SPI: kernel.SPI(sa.Inbound.SPI)})
+		cancel()
+		t.kernelOp(telemetry.KernelDeleteSA, start, err)
+	}
+	m.lineage.release(t, func() *zap.Logger { return t.log })
 }
 
 // logger returns the child's logger; it is built only when a line is written, so that

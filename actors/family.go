@@ -82,6 +82,7 @@ type reservedSPI struct {
 
 type childSlot struct {
 	pid      *actor.PID
+	install  *installChild // its first message, until the child took it
 	lin      *lineage
 	removing bool // the family stopped it (RemoveChild or a failed install)
 	panicked bool
@@ -447,8 +448,9 @@ func (f *family) installChild(ctx actor.Context, sa ike.ChildSA) {
 	if f.children == nil {
 		f.children = make(map[ike.ChildRef]*childSlot, 2)
 	}
-	f.children[sa.Ref] = &childSlot{pid: pid, lin: lin}
-	ctx.Send(pid, &installChild{family: f.e.id, sa: sa, lineage: lin, conn: f.conn})
+	msg := &installChild{family: f.e.id, sa: sa, lineage: lin, conn: f.conn}
+	f.children[sa.Ref] = &childSlot{pid: pid, lin: lin, install: msg}
+	ctx.Send(pid, msg)
 }
 
 func (f *family) childTerminated(ctx actor.Context, who *actor.PID) {
@@ -461,6 +463,10 @@ func (f *family) childTerminated(ctx actor.Context, who *actor.PID) {
 		return
 	}
 	delete(f.children, ref)
+	if !s.install.taken.Load() {
+		s.install.abandon(f.t) // stopped before its install message
+	}
+	s.install = nil
 	switch {
 	case s.panicked:
 		f.t.rec.ActorStopped(telemetry.ActorChild, telemetry.StopPanic)
