@@ -15,11 +15,14 @@ import (
 
 // connections converts every connection of cfg into the core's definitions
 // (actors/ike.Connection), with the pre-shared key each one resolves to. Errors name
-// the file and the key path, as the configuration loader's do.
-func connections(cfg *config.Config) ([]*ike.Connection, error) {
+// the file and the key path, as the configuration loader's do. Warnings say where the
+// core approximates the configuration (never silently).
+func connections(cfg *config.Config) ([]*ike.Connection, []string, error) {
 	var errs []error
+	var warns []string
 	out := make([]*ike.Connection, 0, len(cfg.Connections))
 	for _, c := range cfg.Connections {
+		warns = append(warns, approximations(cfg, c)...)
 		ic, err := connection(cfg, c)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: connections.%s%w", cfg.File, c.Name, err))
@@ -28,9 +31,44 @@ func connections(cfg *config.Config) ([]*ike.Connection, error) {
 		out = append(out, ic)
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, warns, errors.Join(errs...)
 	}
-	return out, nil
+	return out, warns, nil
+}
+
+// approximations are the warnings for settings of c the core does not honour exactly.
+func approximations(cfg *config.Config, c *config.Connection) []string {
+	var warns []string
+	warn := func(format string, args ...any) {
+		warns = append(warns, fmt.Sprintf("%s: connections.%s%s", cfg.File, c.Name, fmt.Sprintf(format, args...)))
+	}
+	if c.Remote.ID.Type == config.IDAny {
+		if secret, ok := cfg.PSK(c.Local.ID, c.Remote.ID); ok {
+			if n := distinctKeys(cfg, c); n > 1 {
+				warn(".remote.id: %%any and %d different pre-shared keys match; the core holds one key per connection, so every peer must use the key of secrets.%s", n, secret.Name)
+			}
+		}
+	}
+	if c.RekeyTime == 0 && c.ReauthTime == 0 {
+		warn(".rekey_time: 0 (never rekey) is not supported by the core, which rekeys the IKE SA after %v", ike.DefaultIKERekeyTime)
+	}
+	for _, ch := range c.Children {
+		if ch.RekeyTime == 0 {
+			warn(".children.%s.rekey_time: 0 (never rekey) is not supported by the core, which rekeys the Child SA after %v", ch.Name, ike.DefaultChildRekeyTime)
+		}
+	}
+	return warns
+}
+
+// distinctKeys counts the different PSKs a responder could pick for c's peers.
+func distinctKeys(cfg *config.Config, c *config.Connection) int {
+	seen := map[string]bool{}
+	for _, s := range cfg.Secrets {
+		if s.Matches(c.Local.ID, c.Remote.ID) {
+			seen[string(s.PSK.Bytes())] = true
+		}
+	}
+	return len(seen)
 }
 
 // pathError is a conversion problem at a key below a connection; it prints as

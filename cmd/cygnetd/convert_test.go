@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,7 +71,7 @@ func mustProposals(t *testing.T, p wire.ProtocolID, s string) []wire.Proposal {
 }
 
 func TestConnectionConversion(t *testing.T) {
-	conns, err := connections(parse(t, siteYAML))
+	conns, _, err := connections(parse(t, siteYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,11 +151,68 @@ secrets:
 			if err != nil {
 				t.Fatalf("the loader refused the file, so the conversion is not reached: %v", err)
 			}
-			_, err = connections(cfg)
+			_, _, err = connections(cfg)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Settings the core approximates are warnings, never silent.
+func TestConversionWarnings(t *testing.T) {
+	cfg := parse(t, `
+connections:
+  c:
+    local: {id: gw.example}
+    rekey_time: 0
+    children: {n: {rekey_time: 0}}
+secrets:
+  ike-p1: {id-a: gw.example, id-b: p1.example, secret: k1}
+  ike-p2: {id-a: gw.example, id-b: p2.example, secret: k2}
+`)
+	_, warns, err := connections(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"test.yaml: connections.c.remote.id: %any and 2 different pre-shared keys match; the core holds one key per connection, so every peer must use the key of secrets.ike-p1",
+		"test.yaml: connections.c.rekey_time: 0 (never rekey) is not supported by the core, which rekeys the IKE SA after 4h0m0s",
+		"test.yaml: connections.c.children.n.rekey_time: 0 (never rekey) is not supported by the core, which rekeys the Child SA after 1h0m0s",
+	}
+	if d := cmp.Diff(want, warns); d != "" {
+		t.Errorf("warnings (-want +got):\n%s", d)
+	}
+	_, warns, err = connections(parse(t, siteYAML))
+	if err != nil || len(warns) != 0 {
+		t.Errorf("site connection: warnings %q, error %v; want none", warns, err)
+	}
+}
+
+// The shipped examples convert without errors, and every result passes the core's own
+// Validate.
+func TestExamplesConvert(t *testing.T) {
+	for _, name := range []string{"site-a.yaml", "site-b.yaml", "concentrator.yaml"} {
+		cfg, err := config.Load(filepath.Join("../../deploy/examples", name), config.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns, warns, err := connections(cfg)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if len(conns) != len(cfg.Connections) {
+			t.Errorf("%s: %d connections converted of %d", name, len(conns), len(cfg.Connections))
+		}
+		for _, w := range warns {
+			t.Logf("%s", w)
+		}
+		for _, c := range conns {
+			if err := c.Validate(); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
 	}
 }
 

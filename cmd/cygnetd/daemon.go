@@ -107,10 +107,11 @@ func loadConfig(path string, o overrides) (*config.Config, []*ike.Connection, er
 	if err := o.apply(cfg); err != nil {
 		return nil, nil, err
 	}
-	conns, err := connections(cfg)
+	conns, warns, err := connections(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
+	cfg.Warnings = append(cfg.Warnings, warns...)
 	return cfg, conns, nil
 }
 
