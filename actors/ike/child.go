@@ -52,7 +52,7 @@ type childSA struct {
 func (c *childSA) info() ChildInfo {
 	return ChildInfo{Ref: c.ref, Name: c.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Mode: c.mode,
 		LocalTS: c.localTS, RemoteTS: c.remoteTS, State: c.state, InstalledAt: c.installedAt,
-		RekeyAt: c.rekeyAt, ExpireAt: c.expireAt}
+		RekeyAt: c.rekeyAt, ExpireAt: c.expireAt, Suite: c.suite, Encap: c.sa.Encap}
 }
 
 // lowNonce is the lower of the two nonces of the exchange that created c.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cygnet-ipsec/cygnet/actors/telemetry"
 	"github.com/cygnet-ipsec/cygnet/wire"
+	"github.com/cygnet-ipsec/cygnet/wire/ikecrypto"
 )
 
 // Effect is an output of Family.Step: something the caller must do. Effects are plain
@@ -319,6 +320,8 @@ type IKEInfo struct {
 	// Outstanding: one of our requests on this IKE SA awaits its response (or our
 	// key-exchange work for one is running).
 	Outstanding bool
+	// Suite is the negotiated proposal (RFC 7296 §3.3), zero before IKE_SA_INIT ends.
+	Suite ikecrypto.IKESuite
 }
 
 func (i IKEInfo) String() string {
@@ -339,6 +342,10 @@ type ChildInfo struct {
 	State             ChildState
 	InstalledAt       time.Time
 	RekeyAt, ExpireAt time.Time
+	// Suite is the negotiated ESP proposal (RFC 7296 §3.3); Encap: ESP is
+	// UDP-encapsulated (RFC 3948).
+	Suite ikecrypto.ESPSuite
+	Encap bool
 }
 
 func (c ChildInfo) String() string {

@@ -355,6 +355,6 @@ func (f *Family) ikeInfo(ike *ikeSA) IKEInfo {
 		NATLocal: ike.natLocal, NATPeer: ike.natPeer, State: ike.state,
 		EstablishedAt: ike.establishedAt, RekeyAt: ike.rekeyAt, ExpiresAt: ike.expireAt,
 		NextMsgIDOut: ike.nextReqID, NextMsgIDIn: ike.nextPeerID,
-		Outstanding: ike.active != nil || ike.busy,
+		Outstanding: ike.active != nil || ike.busy, Suite: ike.suite,
 	}
 }
