@@ -72,7 +72,7 @@ func ikeRecord(rec *control.IKESA, sa *actors.SA, ids *childIDs) {
 		RemoteHost: addrString(in.Remote.Addr()), RemotePort: in.Remote.Port(), RemoteID: in.RemoteID.String(),
 		NATLocal: in.NATLocal, NATRemote: in.NATPeer,
 		Established: unix(in.EstablishedAt), RekeyAt: unix(in.RekeyAt),
-		Children: rec.Children[:0],
+		Proposal: ikeProposal(in.Suite), Children: rec.Children[:0],
 	}
 	if rec.Conn == "" {
 		rec.Conn = in.Name
@@ -83,6 +83,7 @@ func ikeRecord(rec *control.IKESA, sa *actors.SA, ids *childIDs) {
 			Name: c.Name, UniqueID: ids.id(sa.Family, c.Ref), State: c.State.String(),
 			Mode: strings.ToUpper(c.Mode.String()), Protocol: "ESP",
 			SPIIn: control.SPI32(c.SPIIn), SPIOut: control.SPI32(c.SPIOut),
+			Encap: c.Encap, Proposal: espProposal(c.Suite),
 			Installed: unix(c.InstalledAt), RekeyAt: unix(c.RekeyAt), ExpireAt: unix(c.ExpireAt),
 			LocalTS: tsStrings(c.LocalTS), RemoteTS: tsStrings(c.RemoteTS),
 		})
