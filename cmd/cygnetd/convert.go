@@ -104,6 +104,10 @@ func connection(cfg *config.Config, c *config.Connection) (*ike.Connection, erro
 		RandTime:    c.RandTime,
 		ReauthTime:  c.ReauthTime,
 		Encap:       c.Encap,
+		// Daemon-wide in strongSwan (charon.*), per IKE SA in the core.
+		FragmentSize: cfg.Daemon.FragmentSize,
+		Retransmit: ike.Retransmit{Timeout: cfg.Daemon.Retransmit.Timeout,
+			Base: cfg.Daemon.Retransmit.Base, Tries: cfg.Daemon.Retransmit.Tries},
 	}
 	var err error
 	if ic.Proposals, err = proposals(wire.ProtoIKE, c.Proposals); err != nil {

@@ -195,6 +195,14 @@ secrets: {ike: {secret: k}}
   port: 4500
 `,
 		`test.yaml:2: daemon.port: must differ from port_nat_t (4500)`},
+	{"retransmit timeout not a number", `daemon:
+  retransmit: {timeout: soon}
+`,
+		`test.yaml:2: daemon.retransmit.timeout: expected a number of seconds from 0.01 to 3600 (like 4 or 0.5), got "soon"`},
+	{"fragment size below the IPv4 minimum", `daemon:
+  fragment_size: 100
+`,
+		`test.yaml:2: daemon.fragment_size: expected a whole number from 576 to 65535, got "100"`},
 	{"eap secret", `secrets:
   eap-carol: {secret: k}
 `,

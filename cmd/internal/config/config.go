@@ -81,9 +81,18 @@ type Daemon struct {
 	ControlSocket string
 	// Log is the logging configuration.
 	Log Log
-	// CookieThreshold is the number of half-open IKE SAs above which the responder
-	// demands a COOKIE (RFC 7296 §2.6; strongSwan charon.cookie_threshold).
+	// CookieThreshold is the number of half-open IKE SAs from which on the responder
+	// demands a COOKIE (RFC 7296 §2.6; strongSwan charon.cookie_threshold); 0 means
+	// always (strongSwan's 0 disables cookies instead).
 	CookieThreshold int
+	// Retransmit is the request retransmission schedule of every IKE SA (RFC 7296
+	// §2.1; strongSwan charon.retransmit_timeout, _base, _tries): the n-th
+	// retransmission waits Timeout·Base^n, and the IKE SA is given up after Tries
+	// retransmissions. Zero fields take the core's defaults (4 s, 1.8, 5).
+	Retransmit Retransmit
+	// FragmentSize is the largest IKE datagram sent whole when RFC 7383 fragmentation
+	// is in use (strongSwan charon.fragment_size); 0 takes the core's default (1280).
+	FragmentSize int
 	// BlockThreshold is the most half-open IKE SAs one peer address may hold (strongSwan
 	// charon.block_threshold); more IKE_SA_INIT requests from it are dropped.
 	BlockThreshold int
@@ -102,6 +111,13 @@ const (
 	DefaultCookieThreshold = 30
 	DefaultBlockThreshold  = 5
 )
+
+// Retransmit is the daemon.retransmit section.
+type Retransmit struct {
+	Timeout time.Duration
+	Base    float64
+	Tries   int
+}
 
 // Log is the daemon.log section.
 type Log struct {

@@ -37,6 +37,8 @@ daemon:
   block_threshold: 3
   kernel: memory
   chaos: yes
+  retransmit: {timeout: 0.5, base: 1.4, tries: 2}
+  fragment_size: 576
 connections:
   ab:
     version: 2
@@ -84,6 +86,8 @@ func TestLoadEveryKey(t *testing.T) {
 			BlockThreshold:  3,
 			Kernel:          KernelMemory,
 			Chaos:           true,
+			Retransmit:      Retransmit{Timeout: 500 * time.Millisecond, Base: 1.4, Tries: 2},
+			FragmentSize:    576,
 		},
 		Connections: []*Connection{{
 			Name:        "ab",

@@ -160,6 +160,11 @@ func (d *decoder) daemon(n *yaml.Node, path string, dm *Daemon) {
 			}
 		},
 		"chaos": func(v *yaml.Node, p string) { d.boolean(v, p, &dm.Chaos) },
+		"retransmit": func(v *yaml.Node, p string) { d.retransmit(v, p, &dm.Retransmit) },
+		"fragment_size": func(v *yaml.Node, p string) {
+			// RFC 7383 §2.5.1: at least the IPv4 minimum datagram size.
+			d.uintRange(v, p, 576, 65535, func(x uint64) { dm.FragmentSize = int(x) })
+		},
 	}, nil)
 	if dm.Port == dm.PortNATT {
 		if _, given := d.lines[join(path, "port_nat_t")]; given {
@@ -168,6 +173,35 @@ func (d *decoder) daemon(n *yaml.Node, path string, dm *Daemon) {
 			d.errAt(join(path, "port"), "must differ from port_nat_t (%d)", dm.PortNATT)
 		}
 	}
+}
+
+// retransmit reads daemon.retransmit: {timeout, base, tries}.
+func (d *decoder) retransmit(n *yaml.Node, path string, r *Retransmit) {
+	d.fields(n, path, map[string]field{
+		"timeout": func(v *yaml.Node, p string) {
+			with(d, v, p, "a number of seconds", parseSeconds, &r.Timeout)
+		},
+		"base": func(v *yaml.Node, p string) {
+			with(d, v, p, "a number from 1 to 10", func(s string) (float64, error) {
+				f, err := strconv.ParseFloat(s, 64)
+				if err != nil || !(f >= 1 && f <= 10) {
+					return 0, fmt.Errorf("expected a number from 1 to 10, got %q", s)
+				}
+				return f, nil
+			}, &r.Base)
+		},
+		"tries": func(v *yaml.Node, p string) { d.uintRange(v, p, 1, 100, func(x uint64) { r.Tries = int(x) }) },
+	}, nil)
+}
+
+// parseSeconds reads a positive number of seconds, possibly fractional ("0.5", "4",
+// "2.5s"), as strongSwan's charon.retransmit_timeout is written.
+func parseSeconds(s string) (time.Duration, error) {
+	f, err := strconv.ParseFloat(strings.TrimSuffix(s, "s"), 64)
+	if err != nil || !(f >= 0.01 && f <= 3600) {
+		return 0, fmt.Errorf("expected a number of seconds from 0.01 to 3600 (like 4 or 0.5), got %q", s)
+	}
+	return time.Duration(f * float64(time.Second)), nil
 }
 
 // parseListenAddress reads host:port (an empty string disables the endpoint).
