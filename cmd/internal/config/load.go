@@ -159,7 +159,7 @@ func (d *decoder) daemon(n *yaml.Node, path string, dm *Daemon) {
 				dm.Kernel = KernelBackend(i)
 			}
 		},
-		"chaos": func(v *yaml.Node, p string) { d.boolean(v, p, &dm.Chaos) },
+		"chaos":      func(v *yaml.Node, p string) { d.boolean(v, p, &dm.Chaos) },
 		"retransmit": func(v *yaml.Node, p string) { d.retransmit(v, p, &dm.Retransmit) },
 		"fragment_size": func(v *yaml.Node, p string) {
 			// RFC 7383 §2.5.1: at least the IPv4 minimum datagram size.
