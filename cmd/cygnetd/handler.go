@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -363,5 +364,51 @@ func (h handler) DebugKill(ctx context.Context, name string) error {
 		return control.Errorf(control.CodeUnknownActor, "debug-kill %s: %v", name, err)
 	}
 	h.d.log.Warn("debug-kill: actor stopped on request (chaos testing)", zap.String("actor", actorName))
+	return nil
+}
+
+var _ control.KernelDebugger = handler{}
+
+// DebugKernelSAs lists the in-memory kernel's SAD with keys (chaos testing: a test
+// decrypts captured ESP with them). The control server offers it only with chaos
+// enabled; with the XFRM backend it is refused.
+func (h handler) DebugKernelSAs(ctx context.Context, emit func(*control.KernelSA) error) error {
+	mem := h.d.backend.mem
+	if mem == nil {
+		return control.Errorf(control.CodeUnknownCommand, "debug-kernel-sas needs the in-memory kernel (running: %s)", h.d.backend.name)
+	}
+	tables, err := mem.Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("debug-kernel-sas: %w", err)
+	}
+	for _, e := range tables.SAs {
+		sa := &e.SA
+		rec := &control.KernelSA{SPI: uint32(sa.SPI), Src: addrString(sa.Src), Dst: addrString(sa.Dst),
+			Reqid: uint32(sa.Reqid), Encr: sa.Encr.String(), EncrKey: hex.EncodeToString(sa.EncrKey),
+			Encap: sa.Encap != nil}
+		if sa.Integ != kernel.IntegNone {
+			rec.Integ, rec.IntegKey = sa.Integ.String(), hex.EncodeToString(sa.IntegKey)
+		}
+		if err := emit(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DebugKernelFail makes the in-memory kernel refuse its next installs installs
+// (chaos testing of the failure rule "local kernel refuses a Child SA"); 0 clears the
+// faults.
+func (h handler) DebugKernelFail(ctx context.Context, installs int) error {
+	mem := h.d.backend.mem
+	if mem == nil {
+		return control.Errorf(control.CodeUnknownCommand, "debug-kernel-fail needs the in-memory kernel (running: %s)", h.d.backend.name)
+	}
+	if installs == 0 {
+		mem.ClearFaults()
+	} else {
+		mem.FailInstalls(installs)
+	}
+	h.d.log.Warn("debug-kernel-fail: the in-memory kernel refuses installs on request (chaos testing)", zap.Int("installs", installs))
 	return nil
 }

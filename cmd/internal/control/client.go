@@ -244,3 +244,21 @@ func (c *Client) Watch(ctx context.Context, fn func(*Event) error) error {
 func (c *Client) DebugKill(ctx context.Context, actor string) error {
 	return c.run(ctx, Request{Cmd: CmdDebugKill, Actor: actor}, "", nil, nil)
 }
+
+// DebugKernelSAs calls fn for every SA of a chaos-enabled daemon's in-memory kernel,
+// keys included.
+func (c *Client) DebugKernelSAs(ctx context.Context, fn func(*KernelSA) error) error {
+	return c.run(ctx, Request{Cmd: CmdDebugKernelSAs}, "kernel_sa", func(raw []byte) error {
+		var sa KernelSA
+		if err := json.Unmarshal(raw, &sa); err != nil {
+			return fmt.Errorf("bad kernel SA record from cygnetd: %v", err)
+		}
+		return fn(&sa)
+	}, nil)
+}
+
+// DebugKernelFail makes a chaos-enabled daemon's in-memory kernel refuse its next
+// installs installs (0 clears the injected faults).
+func (c *Client) DebugKernelFail(ctx context.Context, installs int) error {
+	return c.run(ctx, Request{Cmd: CmdDebugKernelFail, Installs: installs}, "", nil, nil)
+}

@@ -13,7 +13,9 @@
 //
 // Commands: list-conns, list-sas, initiate, terminate, rekey, reload, stats, watch (a
 // stream of SA events that ends when the client closes) and debug-kill (only when the
-// daemon runs with chaos enabled; otherwise it is an unknown command). A request with
+// daemon runs with chaos enabled; otherwise it is an unknown command), and with chaos
+// and an in-memory kernel, debug-kernel-sas (the SAD with its keys, for tests that
+// decrypt traffic) and debug-kernel-fail (make the kernel refuse installs). A request with
 // another "v" is answered with the unsupported-version error.
 //
 // Contract: the daemon implements Handler; the Server owns the socket, the protocol,
@@ -43,6 +45,10 @@ const (
 	CmdStats     Command = "stats"
 	CmdWatch     Command = "watch"
 	CmdDebugKill Command = "debug-kill"
+	// CmdDebugKernelSAs and CmdDebugKernelFail exist only with chaos enabled and a
+	// handler that implements KernelDebugger (cygnetd with the in-memory kernel).
+	CmdDebugKernelSAs  Command = "debug-kernel-sas"
+	CmdDebugKernelFail Command = "debug-kernel-fail"
 )
 
 func (c Command) String() string { return string(c) }
@@ -58,6 +64,23 @@ type Request struct {
 	IKEID   uint64  `json:"ike_id,omitempty"`
 	ChildID uint64  `json:"child_id,omitempty"`
 	Actor   string  `json:"actor,omitempty"`
+	// Installs is debug-kernel-fail's count: the kernel's next Installs installs fail
+	// (0 clears every injected fault).
+	Installs int `json:"installs,omitempty"`
+}
+
+// KernelSA is one SAD entry of the in-memory kernel as debug-kernel-sas reports it,
+// keys included (chaos testing only: a test decrypts captured ESP with them).
+type KernelSA struct {
+	SPI      uint32 `json:"spi"`
+	Src      string `json:"src"`
+	Dst      string `json:"dst"`
+	Reqid    uint32 `json:"reqid"`
+	Encr     string `json:"encr"`
+	EncrKey  string `json:"encr_key"` // hex, with the salt for AEAD transforms
+	Integ    string `json:"integ,omitempty"`
+	IntegKey string `json:"integ_key,omitempty"`
+	Encap    bool   `json:"encap"`
 }
 
 // Target is what initiate, terminate and rekey act on: by name (IKE = connection,

@@ -53,6 +53,17 @@ type Killer interface {
 	DebugKill(ctx context.Context, actor string) error
 }
 
+// KernelDebugger is implemented by handlers whose kernel can be inspected and told to
+// fail (the in-memory kernel). Its commands exist only when Options.Chaos is set AND
+// the handler implements it; a handler returns CodeUnknownCommand when its kernel
+// cannot (XFRM).
+type KernelDebugger interface {
+	// DebugKernelSAs emits every SA of the kernel's SAD, keys included.
+	DebugKernelSAs(ctx context.Context, emit func(*KernelSA) error) error
+	// DebugKernelFail makes the next installs installs fail (0 clears the faults).
+	DebugKernelFail(ctx context.Context, installs int) error
+}
+
 // Options configure a Server.
 type Options struct {
 	// Chaos enables debug-kill.
@@ -386,6 +397,23 @@ func (s *Server) dispatch(ctx context.Context, cn *conn, req *Request) (any, err
 			return nil, Errorf(CodeBadRequest, "debug-kill needs an actor")
 		}
 		return nil, k.DebugKill(ctx, req.Actor)
+	case CmdDebugKernelSAs:
+		k, ok := s.h.(KernelDebugger)
+		if !s.opts.Chaos || !ok {
+			break
+		}
+		n := 0
+		err := k.DebugKernelSAs(ctx, func(sa *KernelSA) error { n++; return cn.item("kernel_sa", sa) })
+		return Done{Count: n}, err
+	case CmdDebugKernelFail:
+		k, ok := s.h.(KernelDebugger)
+		if !s.opts.Chaos || !ok {
+			break
+		}
+		if req.Installs < 0 {
+			return nil, Errorf(CodeBadRequest, "debug-kernel-fail: installs must be 0 or more, got %d", req.Installs)
+		}
+		return nil, k.DebugKernelFail(ctx, req.Installs)
 	}
 	return nil, Errorf(CodeUnknownCommand, "unknown command %q", req.Cmd)
 }

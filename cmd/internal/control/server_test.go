@@ -144,6 +144,11 @@ func TestErrors(t *testing.T) {
 			control.CodeReloadFailed, "/etc/cygnet/cygnet.yaml:3: connections.ab.version: expected 2"},
 		{"debug-kill without chaos", func() error { return c.DebugKill(ctx, "family/7") },
 			control.CodeUnknownCommand, `unknown command "debug-kill"`},
+		{"debug-kernel-sas without chaos", func() error {
+			return c.DebugKernelSAs(ctx, func(*control.KernelSA) error { return nil })
+		}, control.CodeUnknownCommand, `unknown command "debug-kernel-sas"`},
+		{"debug-kernel-fail without chaos", func() error { return c.DebugKernelFail(ctx, 1) },
+			control.CodeUnknownCommand, `unknown command "debug-kernel-fail"`},
 	} {
 		err := tc.call()
 		var e *control.Error
@@ -161,6 +166,26 @@ func TestDebugKillWithChaos(t *testing.T) {
 	}
 	if err := c.DebugKill(context.Background(), "family/8"); !control.IsCode(err, control.CodeUnknownActor) {
 		t.Errorf("debug-kill family/8: %v, want unknown-actor", err)
+	}
+}
+
+func TestDebugKernelWithChaos(t *testing.T) {
+	f := fake()
+	f.KernelSAs = []control.KernelSA{{SPI: 0xc0ffee01, Src: "192.0.2.2", Dst: "192.0.2.1", Encr: "rfc4106(gcm(aes))", EncrKey: "00112233"}}
+	_, c := serve(t, f, control.Options{Chaos: true})
+	ctx := context.Background()
+	var got []control.KernelSA
+	if err := c.DebugKernelSAs(ctx, func(sa *control.KernelSA) error { got = append(got, *sa); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != f.KernelSAs[0] {
+		t.Errorf("kernel SAs %+v, want %+v", got, f.KernelSAs)
+	}
+	if err := c.DebugKernelFail(ctx, 3); err != nil || f.FailedInstalls != 3 {
+		t.Errorf("debug-kernel-fail 3: %v, fake got %d", err, f.FailedInstalls)
+	}
+	if err := c.DebugKernelFail(ctx, -1); !control.IsCode(err, control.CodeBadRequest) {
+		t.Errorf("debug-kernel-fail -1: %v, want bad-request", err)
 	}
 }
 

@@ -29,6 +29,10 @@ type Fake struct {
 	StatsValue control.Stats
 	// Actors are the names DebugKill accepts.
 	Actors []string
+	// KernelSAs are what DebugKernelSAs emits; FailedInstalls is the last count
+	// DebugKernelFail was given.
+	KernelSAs      []control.KernelSA
+	FailedInstalls int
 
 	mu    sync.Mutex
 	calls []string
@@ -38,8 +42,9 @@ type Fake struct {
 }
 
 var (
-	_ control.Handler = (*Fake)(nil)
-	_ control.Killer  = (*Fake)(nil)
+	_ control.Handler        = (*Fake)(nil)
+	_ control.Killer         = (*Fake)(nil)
+	_ control.KernelDebugger = (*Fake)(nil)
 )
 
 // NewFake returns a Fake with its channels made.
@@ -196,4 +201,22 @@ func (f *Fake) DebugKill(ctx context.Context, actor string) error {
 		}
 	}
 	return control.Errorf(control.CodeUnknownActor, "no actor named %q", actor)
+}
+
+func (f *Fake) DebugKernelSAs(ctx context.Context, emit func(*control.KernelSA) error) error {
+	f.record("debug-kernel-sas")
+	for i := range f.KernelSAs {
+		if err := emit(&f.KernelSAs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *Fake) DebugKernelFail(ctx context.Context, installs int) error {
+	f.record("debug-kernel-fail %d", installs)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.FailedInstalls = installs
+	return nil
 }
