@@ -1,27 +1,28 @@
-//go:build interop_cygnet
-
-// The scenarios with cygnetd as A (our side) and charon as B. Built only with
-// -tags interop_cygnet until cygnetd exists and the lead wires it: then this file
-// loses its build tag and TestCygnetCharon runs under `make test`.
+// The scenarios with cygnetd as A (our side) and charon as B.
 //
-// Assumptions about cygnetd, to check when wiring (docs/interop.md lists them):
-//   - the binary is $CYGNETD or ../../../bin/cygnetd, started as
-//     `cygnetd -config FILE`, logging to stderr;
+// How cygnetd runs here (docs/interop.md):
+//   - the binary is built by the test with the running Go toolchain into a temporary
+//     directory (or $CYGNETD, when set, is used as is), started as
+//     `cygnetd --config FILE --chaos`, logging to stderr;
 //   - its YAML configuration is cmd/internal/config's (swanctl vocabulary), with
 //     daemon.kernel: memory (no ESP in this kernel) and daemon.control_socket;
 //   - connections are added by rewriting the file and sending `reload`;
 //   - list-sas (cmd/internal/control) reports proposals as charon prints them
-//     ("AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519").
+//     ("AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519");
+//   - chaos mode gives the test the in-memory kernel's keys (debug-kernel-sas,
+//     scenario 10) and its fault injection (debug-kernel-fail, scenario 6c from our
+//     side).
 
 package interop
 
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -55,20 +56,57 @@ type CygnetPeer struct {
 
 var _ Peer = (*CygnetPeer)(nil)
 
-func cygnetdPath() string {
+// cygnetd is built once per test binary, on first use.
+var cygnetd struct {
+	once sync.Once
+	dir  string // removed by TestMain
+	path string
+	err  error
+}
+
+// cygnetdPath returns $CYGNETD, or a cygnetd built from this tree.
+func cygnetdPath() (string, error) {
 	if p := os.Getenv("CYGNETD"); p != "" {
-		return p
+		return p, nil
 	}
-	p, _ := filepath.Abs("../../../bin/cygnetd")
-	return p
+	cygnetd.once.Do(func() {
+		// go test puts its toolchain's bin directory first on the PATH.
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			cygnetd.err = errors.New("no Go toolchain to build cygnetd with: put /usr/local/go/bin on the PATH (or set CYGNETD)")
+			return
+		}
+		if cygnetd.dir, err = os.MkdirTemp("", "cygnet-interop-bin"); err != nil {
+			cygnetd.err = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cygnetd.path = filepath.Join(cygnetd.dir, "cygnetd")
+		out, err := exec.CommandContext(ctx, gobin, "build", "-o", cygnetd.path, "github.com/cygnet-ipsec/cygnet/cmd/cygnetd").CombinedOutput()
+		if err != nil {
+			cygnetd.err = fmt.Errorf("go build cygnetd: %v\n%s", err, out)
+		}
+	})
+	return cygnetd.path, cygnetd.err
+}
+
+// removeCygnetd removes the built binary (TestMain, after the tests).
+func removeCygnetd() {
+	if cygnetd.dir != "" {
+		os.RemoveAll(cygnetd.dir)
+	}
 }
 
 // NewCygnetPeer is the Factory for cygnetd.
 func NewCygnetPeer(tb testing.TB, label string, ns *netns.NS, o PeerOptions) Peer {
 	tb.Helper()
-	bin := cygnetdPath()
+	bin, err := cygnetdPath()
+	if err != nil {
+		tb.Fatal(err)
+	}
 	if _, err := os.Stat(bin); err != nil {
-		tb.Fatalf("cygnetd not built (make build): %v", err)
+		tb.Fatalf("cygnetd: %v", err)
 	}
 	dir, err := os.MkdirTemp("", "cgcy")
 	if err != nil {
@@ -91,7 +129,7 @@ func NewCygnetPeer(tb testing.TB, label string, ns *netns.NS, o PeerOptions) Pee
 		tb.Fatal(err)
 	}
 	out := guardedWriter{&p.mu, &p.log}
-	p.proc, err = ns.Start(netns.Command{Path: bin, Args: []string{"-config", p.configPath()}, Stdout: out, Stderr: out})
+	p.proc, err = ns.Start(netns.Command{Path: bin, Args: []string{"--config", p.configPath(), "--chaos"}, Stdout: out, Stderr: out})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -101,8 +139,11 @@ func NewCygnetPeer(tb testing.TB, label string, ns *netns.NS, o PeerOptions) Pee
 			p.DumpLog()
 			tb.Fatalf("%s exited: %v", p.label, err)
 		}
-		if c, err := net.Dial("unix", filepath.Join(dir, "cygnet.sock")); err == nil {
-			c.Close()
+		// Started means answering on the control socket, not only accepting.
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := p.ctl.Stats(sctx)
+		cancel()
+		if err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -110,6 +151,13 @@ func NewCygnetPeer(tb testing.TB, label string, ns *netns.NS, o PeerOptions) Pee
 			tb.Fatalf("%s: control socket not ready after 20s", p.label)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if o.RefuseChildSA {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.ctl.DebugKernelFail(ctx, 1<<30); err != nil {
+			tb.Fatalf("%s: debug-kernel-fail: %v", p.label, err)
+		}
 	}
 	return p
 }
@@ -125,13 +173,24 @@ func (p *CygnetPeer) writeConfig() error {
 	w("  control_socket: %s", filepath.Join(p.dir, "cygnet.sock"))
 	w("  log: {format: console, level: debug}")
 	w("  kernel: memory")
+	w("  metrics_address: ~")
 	if p.opts.CookieThreshold > 0 {
 		w("  cookie_threshold: 0 # issue 7 scenario 9: demand a COOKIE always")
 	}
-	if p.opts.RefuseChildSA {
-		// TODO(lead): the in-memory kernel's fault injection, from configuration
-		// or the control socket; until then scenario 6c cannot make cygnet refuse.
-		w("  chaos: yes")
+	if o := p.opts; o.RetransmitTries > 0 || o.RetransmitTimeout > 0 || o.RetransmitBase > 0 {
+		w("  retransmit:")
+		if o.RetransmitTimeout > 0 {
+			w("    timeout: %g", o.RetransmitTimeout)
+		}
+		if o.RetransmitBase > 0 {
+			w("    base: %g", o.RetransmitBase)
+		}
+		if o.RetransmitTries > 0 {
+			w("    tries: %d", o.RetransmitTries)
+		}
+	}
+	if p.opts.FragmentSize > 0 {
+		w("  fragment_size: %d", p.opts.FragmentSize)
 	}
 	w("connections:")
 	for _, c := range p.conns {
@@ -313,10 +372,28 @@ func (p *CygnetPeer) DumpLog() {
 
 var _ KeySource = (*CygnetPeer)(nil)
 
-// ESPKeys must come from cygnet's in-memory kernel. cygnetd runs as its own
-// process here, so the test cannot read that kernel.
-// TODO(lead): a chaos-only control command that dumps the in-memory SAD with
-// keys, or run the daemon in-process for this scenario.
+// ESPKeys reads the keys of the SA with spi from cygnetd's in-memory kernel
+// (debug-kernel-sas, chaos only).
 func (p *CygnetPeer) ESPKeys(spi uint32) ([][]byte, error) {
-	return nil, errors.New("cygnet: keys of the in-memory kernel are not reachable from the test yet (see docs/interop.md, scenario 10)")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var keys [][]byte
+	err := p.ctl.DebugKernelSAs(ctx, func(sa *control.KernelSA) error {
+		if sa.SPI != spi {
+			return nil
+		}
+		k, err := hex.DecodeString(sa.EncrKey)
+		if err != nil {
+			return fmt.Errorf("SA %08x: key %q: %v", spi, sa.EncrKey, err)
+		}
+		keys = append(keys, k)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: debug-kernel-sas: %w", p.label, err)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: no SA with SPI %08x in the in-memory kernel", p.label, spi)
+	}
+	return keys, nil
 }

@@ -22,6 +22,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	removeCygnetd()
 	// Nothing may outlive the scenarios: vici sessions, event readers, process
 	// waiters, tcpdump pipes.
 	if code == 0 {
