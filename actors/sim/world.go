@@ -10,10 +10,16 @@
 // moves when the caller advances it; datagrams only move when delivered (by a script
 // command, or by the network's own schedule when AutoDeliver is on).
 //
-// Two ways to drive it: scripts (RunScript, testdata/*.txt: commands with the expected
-// output beside them, regenerated with -rewrite), and direct calls for randomized runs
-// (Step-level methods plus Check for invariants, and the state accessors: Nodes,
-// Families, Snapshot, kernel tables, message-ID history).
+// Two ways to drive it: scripts (World.Exec, testdata/*.txt: commands with the expected
+// output beside them, regenerated with -rewrite; script.go lists the commands), and
+// direct calls for randomized runs. For the latter the World exposes everything an
+// invariant needs: Nodes (each with its memkernel.Kernel, KernelTables and Families),
+// Family.F.Snapshot() (both ends' IKE and Child SAs, message IDs, outstanding
+// requests), Net (datagrams in flight, per-link loss/duplication/reordering/delay/MTU),
+// History (message IDs per IKE SA), Quiet, and Check/CheckQuiet (kernel vs Child SAs,
+// keys equal on both ends, message IDs never backwards, agreement once quiet).
+// random_test.go is a small randomized smoke test built that way: a failing seed prints
+// the script that replays it.
 package sim
 
 import (
