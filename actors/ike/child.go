@@ -387,9 +387,19 @@ func coveredTS(got, offered []TrafficSelector) bool {
 }
 
 // selectChildConfig is the responder's choice of a child definition for a request
-// with tsi (the peer's side) and tsr (ours): the first that accepts the selectors as
-// proposed, else the first whose selectors overlap both (narrowing, §2.9).
+// with tsi (the peer's side) and tsr (ours): the first whose configured selectors are
+// exactly the proposed ones (as strongSwan ranks an exact match above a wider
+// definition that contains it: a child for one port beside a child for the whole
+// host), else the first that accepts the selectors as proposed, else the first whose
+// selectors overlap both (narrowing, §2.9).
 func (f *Family) selectChildConfig(ike *ikeSA, tsi, tsr []TrafficSelector) (*ChildConfig, []TrafficSelector, []TrafficSelector) {
+	for i := range f.cfg.Children {
+		cc := &f.cfg.Children[i]
+		local, remote := dynamicTS(cc.LocalTS, ike.local.Addr()), dynamicTS(cc.RemoteTS, ike.remote.Addr())
+		if slices.Equal(local, tsr) && slices.Equal(remote, tsi) {
+			return cc, local, remote
+		}
+	}
 	var best *ChildConfig
 	var bestLocal, bestRemote []TrafficSelector
 	for i := range f.cfg.Children {
