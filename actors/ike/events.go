@@ -20,7 +20,9 @@ func (r ChildRef) String() string { return fmt.Sprintf("c%d", uint64(r)) }
 // Env is everything non-deterministic a family needs, injected so that the simulator can
 // make it deterministic. Both methods are called only from inside Step.
 type Env interface {
-	// Rand supplies nonces, IKE SPIs, key-exchange private values, IVs and jitter.
+	// Rand supplies nonces, IKE SPIs, key-exchange seeds, IVs and jitter. It must not
+	// fail (crypto/rand.Reader in the daemon, a seeded stream in the simulator): a
+	// failing source panics rather than let predictable values out.
 	Rand() io.Reader
 	// AllocSPI returns a fresh inbound ESP SPI for child (the shell uses the kernel's
 	// XFRM_MSG_ALLOCSPI). An error fails that Child SA only.
