@@ -128,7 +128,7 @@ func start(path string, o overrides, logs *logging.Logs, cfg *config.Config, con
 	d.metrics = metrics.New(metrics.Options{Version: version()})
 	d.metrics.SetConnections(connNames(cfg))
 	d.metrics.ConfigReloaded(true, d.started)
-	d.rec = &counting{Recorder: d.metrics}
+	d.rec = &counting{Recorder: d.metrics, log: logs.Logger(logging.Family)}
 
 	var err error
 	if cfg.Daemon.MetricsAddress != "" {
@@ -182,6 +182,7 @@ func start(path string, o overrides, logs *logging.Logs, cfg *config.Config, con
 	}
 	d.goBackground(func() { d.backend.run(ctx) })
 	d.goBackground(func() { d.pruneIDs(ctx) })
+	d.goBackground(func() { d.logEvents(ctx, logs.Logger(logging.Family)) })
 
 	ikePort, nattPort := d.m.Ports()
 	metricsAddr := ""

@@ -101,9 +101,43 @@ func unix(t time.Time) int64 {
 func tsStrings(ts []ike.TrafficSelector) []string {
 	out := make([]string, len(ts))
 	for i, t := range ts {
-		out[i] = t.String()
+		out[i] = tsString(t)
 	}
 	return out
+}
+
+// protocolNames are the IP protocols list-sas names, as strongSwan prints them.
+var protocolNames = map[uint8]string{1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp"}
+
+// tsString prints a traffic selector (RFC 7296 §3.13.1) as strongSwan's list-sas
+// does: the address range as a prefix (or "a..b"), then "[protocol/port]", the
+// protocol by name, the port or range only when not any: "198.51.100.1/32[udp/5000]",
+// "198.51.100.1/32[icmp]".
+func tsString(t ike.TrafficSelector) string {
+	var s string
+	if p, ok := t.Prefix(); ok {
+		s = p.String()
+	} else {
+		s = t.Start.String() + ".." + t.End.String()
+	}
+	anyPort := t.StartPort == 0 && t.EndPort == 0xffff
+	if t.Protocol == 0 && anyPort {
+		return s
+	}
+	s += "["
+	if n, ok := protocolNames[t.Protocol]; ok {
+		s += n
+	} else if t.Protocol != 0 {
+		s += strconv.Itoa(int(t.Protocol))
+	}
+	switch {
+	case anyPort:
+	case t.StartPort == t.EndPort:
+		s += "/" + strconv.Itoa(int(t.StartPort))
+	default:
+		s += "/" + strconv.Itoa(int(t.StartPort)) + "-" + strconv.Itoa(int(t.EndPort))
+	}
+	return s + "]"
 }
 
 // resolve finds the connection a by-name target means: IKE names it, or Child names a

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"net/netip"
 	"testing"
+
+	"github.com/cygnet-ipsec/cygnet/actors/ike"
 
 	"github.com/cygnet-ipsec/cygnet/wire"
 	"github.com/cygnet-ipsec/cygnet/wire/ikecrypto"
@@ -21,6 +24,25 @@ func TestProposalNotation(t *testing.T) {
 	} {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+// Traffic selectors as strongSwan's list-sas prints them.
+func TestTSNotation(t *testing.T) {
+	host := netip.MustParseAddr("198.51.100.1")
+	for _, c := range []struct {
+		ts   ike.TrafficSelector
+		want string
+	}{
+		{ike.TSFromPrefix(netip.MustParsePrefix("198.51.100.0/24")), "198.51.100.0/24"},
+		{ike.TrafficSelector{Protocol: 17, Start: host, End: host, StartPort: 5000, EndPort: 5000}, "198.51.100.1/32[udp/5000]"},
+		{ike.TrafficSelector{Protocol: 1, Start: host, End: host, EndPort: 0xffff}, "198.51.100.1/32[icmp]"},
+		{ike.TrafficSelector{Protocol: 6, Start: host, End: netip.MustParseAddr("198.51.100.9"), StartPort: 80, EndPort: 443}, "198.51.100.1..198.51.100.9[tcp/80-443]"},
+		{ike.TrafficSelector{Protocol: 47, Start: host, End: host, EndPort: 0xffff}, "198.51.100.1/32[47]"},
+	} {
+		if got := tsString(c.ts); got != c.want {
+			t.Errorf("%+v: got %q, want %q", c.ts, got, c.want)
 		}
 	}
 }

@@ -259,9 +259,10 @@ func (e *env) ikeFrom(t *testing.T, p Peer, x pcap.Exchange) []pcap.Packet {
 }
 
 // logMarkers are the log words that show a peer noticed something, per
-// implementation. charon abbreviates notify names in its message summaries. The
-// cygnet column is a first guess from actors/telemetry's reasons, to be checked
-// against cygnetd's real log lines when it is wired.
+// implementation. charon abbreviates notify names in its message summaries.
+// cygnetd (log level debug) logs each notify sent or received by name
+// ("notify received {"notify": "INVALID_KE_PAYLOAD"}"), a failed Child SA with its
+// reason, and the end of an IKE family with its reason.
 var logMarkers = map[string]map[string][]string{
 	"charon": {
 		"no-proposal":   {"NO_PROPOSAL_CHOSEN", "N(NO_PROP)"},
@@ -272,12 +273,12 @@ var logMarkers = map[string]map[string][]string{
 		"unreachable":   {"giving up after"},
 	},
 	"cygnet": {
-		"no-proposal":   {"NO_PROPOSAL_CHOSEN"},
-		"ts-unaccept":   {"TS_UNACCEPTABLE"},
-		"invalid-ke":    {"INVALID_KE_PAYLOAD"},
-		"cookie":        {"COOKIE"},
-		"kernel-refuse": {"install child"},
-		"unreachable":   {"timeout"},
+		"no-proposal":   {`"NO_PROPOSAL_CHOSEN"`},
+		"ts-unaccept":   {`"TS_UNACCEPTABLE"`},
+		"invalid-ke":    {`"notify": "INVALID_KE_PAYLOAD"`},
+		"cookie":        {`"notify": "COOKIE"`},
+		"kernel-refuse": {"the kernel refused to install it"},
+		"unreachable":   {`IKE family ends	{"conn": "ab", "reason": "timeout"`},
 	},
 }
 
@@ -600,6 +601,22 @@ func scenarioTable() []scenario {
 			requireLog(t, e.B, "kernel-refuse") // the precondition: B's kernel really refused
 			// Our IKE SA is alive: it can still be rekeyed.
 			if err := e.A.Rekey(e.ctx, charon.Target{IKE: "ab"}); err != nil {
+				t.Fatal(err)
+			}
+			e.settleChange(t, 0, func(i charon.IKESA) bool { return i.SPIi != i0.SPIi })
+		}})
+
+	// 6c from our side: A's own kernel refuses every Child SA (the failure rule
+	// "local kernel refuses a Child SA": as responder a Child-level error notify, as
+	// initiator a DELETE for it); the IKE SA survives on both ends.
+	scs = append(scs, scenario{name: "6c-own-kernel-refuses-child",
+		optsA: PeerOptions{RefuseChildSA: true},
+		run: func(t *testing.T, e *env) {
+			e.loadDefault(t, nil)
+			_ = e.I.Initiate(e.ctx, "ab", "net") // fails or not, by role
+			i0, _ := e.settle(t, 0)
+			requireLog(t, e.A, "kernel-refuse")
+			if err := e.B.Rekey(e.ctx, charon.Target{IKE: "ab"}); err != nil {
 				t.Fatal(err)
 			}
 			e.settleChange(t, 0, func(i charon.IKESA) bool { return i.SPIi != i0.SPIi })
