@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"net/netip"
 	"time"
 
@@ -226,8 +227,16 @@ func (f *Family) onPacket(p PacketReceived) {
 	if h.Kind == PeekNewSA {
 		// A retransmitted IKE_SA_INIT request to a responder family.
 		for _, ike := range f.allIKE() {
-			if !ike.initiator && ike.spiI == h.SPIi && ike.init != nil && ike.init.request != nil {
-				if string(ike.init.request) == string(p.Data) && ike.lastResp != nil {
+			if !ike.initiator && ike.spiI == h.SPIi && ike.init != nil && ike.init.request != nil && ike.lastResp != nil {
+				if string(ike.init.request) == string(p.Data) {
+					f.resendResponse(ike)
+					return
+				}
+				if ike.nextPeerID == 1 && sameInitRequest(ike.init.request, p.Data) {
+					// The initiator restarted with a COOKIE (perhaps a forged one) after
+					// we had answered: it will sign this variant in IKE_AUTH (§2.15
+					// RealMessage1), so take it and answer as before.
+					ike.init.request = clone(p.Data)
 					f.resendResponse(ike)
 					return
 				}
@@ -429,3 +438,25 @@ func (f *Family) sendDeleteIKEOnce(ike *ikeSA) {
 
 // exchangeName maps an exchange type onto the telemetry vocabulary.
 func exchangeName(e wire.ExchangeType) telemetry.Exchange { return telemetry.Exchange(e.String()) }
+
+// sameInitRequest reports whether two IKE_SA_INIT requests are the same but for COOKIE
+// notifies (RFC 7296 §2.6: the retry repeats the request with the cookie first).
+func sameInitRequest(a, b []byte) bool {
+	ma, err1 := decodePlain(a)
+	mb, err2 := decodePlain(b)
+	if err1 != nil || err2 != nil || ma.spiI != mb.spiI {
+		return false
+	}
+	strip := func(m *message) []byte {
+		m.payloads = slices.DeleteFunc(m.payloads, func(p payload) bool {
+			return p.notify != nil && p.notify.typ == wire.NotifyCookie
+		})
+		enc, err := wire.AppendPayloads(nil, toWire(m))
+		if err != nil {
+			return nil
+		}
+		return enc
+	}
+	ea, eb := strip(ma), strip(mb)
+	return ea != nil && string(ea) == string(eb)
+}
