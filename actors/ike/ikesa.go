@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/cygnet-ipsec/cygnet/actors/telemetry"
