@@ -277,7 +277,7 @@ var logMarkers = map[string]map[string][]string{
 		"ts-unaccept":   {`"TS_UNACCEPTABLE"`},
 		"invalid-ke":    {`"notify": "INVALID_KE_PAYLOAD"`},
 		"cookie":        {`"notify": "COOKIE"`},
-		"kernel-refuse": {"the kernel refused to install it"},
+		"kernel-refuse": {"kernel refused Child SA"},
 		"unreachable":   {`IKE family ends	{"conn": "ab", "reason": "timeout"`},
 	},
 }
