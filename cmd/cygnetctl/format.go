@@ -296,7 +296,8 @@ func (c *cli) stats(ctx context.Context, asJSON bool) error {
 }
 
 func (c *cli) watch(ctx context.Context, asJSON bool) error {
-	return c.client.Watch(ctx, func(e *control.Event) error {
+	ready := func() { fmt.Fprintln(c.errw, "watching for SA events (interrupt to stop)") }
+	return c.client.WatchReady(ctx, ready, func(e *control.Event) error {
 		if asJSON {
 			b, err := json.Marshal(e)
 			if err != nil {

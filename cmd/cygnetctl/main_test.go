@@ -308,6 +308,9 @@ func TestWatch(t *testing.T) {
 	if out.String() != want {
 		t.Errorf("watch printed:\n%s\nwant:\n%s", out.String(), want)
 	}
+	if errb.String() != "watching for SA events (interrupt to stop)\n" {
+		t.Errorf("watch's stderr %q, want the watching line", errb.String())
+	}
 }
 
 // runMain runs this test binary as cygnetctl (TestMain calls main) in a child process.

@@ -119,6 +119,11 @@ func terminal(line []byte, result any) error {
 // run sends req, passes each item line's value (the raw JSON after {"<kind>":) to
 // onItem, and decodes the terminal result.
 func (c *Client) run(ctx context.Context, req Request, kind string, onItem func(raw []byte) error, result any) error {
+	return c.runReady(ctx, req, nil, kind, onItem, result)
+}
+
+// runReady is run with ready called when the daemon says a watch is in place.
+func (c *Client) runReady(ctx context.Context, req Request, ready func(), kind string, onItem func(raw []byte) error, result any) error {
 	s, err := c.start(ctx, req)
 	if err != nil {
 		return err
@@ -153,6 +158,9 @@ func (c *Client) run(ctx context.Context, req Request, kind string, onItem func(
 			continue
 		}
 		if bytes.HasPrefix(line, []byte(`{"watching":`)) {
+			if ready != nil {
+				ready()
+			}
 			continue
 		}
 		return terminal(line, result)
@@ -231,7 +239,13 @@ func (c *Client) Stats(ctx context.Context) (*Stats, error) {
 // Watch calls fn for each SA event until ctx ends (then it returns ctx.Err()), fn
 // returns an error, or the daemon ends the stream.
 func (c *Client) Watch(ctx context.Context, fn func(*Event) error) error {
-	return c.run(ctx, Request{Cmd: CmdWatch}, "event", func(raw []byte) error {
+	return c.WatchReady(ctx, nil, fn)
+}
+
+// WatchReady is Watch with ready called once the daemon's watch is in place (every
+// event from then on is delivered), before the first event.
+func (c *Client) WatchReady(ctx context.Context, ready func(), fn func(*Event) error) error {
+	return c.runReady(ctx, Request{Cmd: CmdWatch}, ready, "event", func(raw []byte) error {
 		var e Event
 		if err := json.Unmarshal(raw, &e); err != nil {
 			return fmt.Errorf("bad event from cygnetd: %v", err)
