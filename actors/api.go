@@ -114,8 +114,11 @@ func newManager(cfg Config, k kernel.Kernel, log *zap.Logger, rec telemetry.Reco
 	}
 
 	t.sys = actorkit.NewSystem(log)
-	t.familyProps = actorkit.Props(newFamilyProducer(t), log, actorkit.Options{Kind: string(telemetry.ActorFamily), Dispatcher: cfg.Dispatcher, Hooks: t.hooks})
-	t.childProps = actorkit.Props(newChildProducer(t), log, actorkit.Options{Kind: string(telemetry.ActorChild), Dispatcher: cfg.Dispatcher, Hooks: t.hooks})
+	t.familyPolicy = &actorkit.Policy{Kind: string(telemetry.ActorFamily), Log: log, Hooks: t.hooks}
+	t.childPolicy = &actorkit.Policy{Kind: string(telemetry.ActorChild), Log: log, Hooks: t.hooks}
+	t.managerPolicy = &actorkit.Policy{Kind: string(telemetry.ActorManager), Log: log, Hooks: t.hooks}
+	t.familyProps = actorkit.Props(newFamilyProducer(t), log, actorkit.Options{Kind: string(telemetry.ActorFamily), Dispatcher: cfg.Dispatcher, Hooks: t.hooks, Inline: true})
+	t.childProps = actorkit.Props(newChildProducer(t), log, actorkit.Options{Kind: string(telemetry.ActorChild), Dispatcher: cfg.Dispatcher, Hooks: t.hooks, Inline: true})
 	m.janitor = newJanitor(t)
 
 	if err := m.traps.install(ctx, k, cfg.Connections); err != nil {
@@ -125,7 +128,7 @@ func newManager(cfg Config, k kernel.Kernel, log *zap.Logger, rec telemetry.Reco
 	mgr := &manager{t: t, m: m, cfg: &m.cfg, perPeer: map[netip.Addr]int{}}
 	mgr.setConnections(cfg.Connections)
 	props := actorkit.Props(func() actor.Actor { return mgr }, log,
-		actorkit.Options{Kind: string(telemetry.ActorManager), Root: true, Dispatcher: cfg.Dispatcher, Hooks: t.hooks})
+		actorkit.Options{Kind: string(telemetry.ActorManager), Root: true, Dispatcher: cfg.Dispatcher, Hooks: t.hooks, Inline: true})
 	m.kevents = k.Subscribe(4096)
 	pid, err := t.sys.Root.SpawnNamed(props, "cygnet")
 	if err != nil {

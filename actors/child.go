@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +43,46 @@ type lineage struct {
 
 	mu       sync.Mutex
 	holders  int
-	policies []kernel.PolicyID // installed
+	policies []policyPair // installed (nil: not installed)
+}
+
+// policyPair is the compact record of the policies of one selector pair: the out
+// policy's selector; the in (and, in tunnel mode, fwd) policies use it mirrored. It
+// keeps an idle family's memory small (RFC 4301 §4.4.1: one SPD entry per direction).
+type policyPair struct {
+	out kernel.Selector
+	fwd bool
+}
+
+func mirror(s kernel.Selector) kernel.Selector {
+	return kernel.Selector{Src: s.Dst, Dst: s.Src, Proto: s.Proto, SrcPort: s.DstPort, DstPort: s.SrcPort}
+}
+
+func policyPairs(ps []kernel.Policy) []policyPair {
+	var out []policyPair
+	fwd := map[kernel.Selector]bool{}
+	for _, p := range ps {
+		if p.Dir == kernel.DirFwd {
+			fwd[mirror(p.Selector)] = true
+		}
+	}
+	for _, p := range ps {
+		if p.Dir == kernel.DirOut {
+			out = append(out, policyPair{out: p.Selector, fwd: fwd[p.Selector]})
+		}
+	}
+	return slices.Clip(out)
+}
+
+func policyIDs(pairs []policyPair) []kernel.PolicyID {
+	var ids []kernel.PolicyID
+	for _, pp := range pairs {
+		ids = append(ids, kernel.PolicyID{Dir: kernel.DirOut, Selector: pp.out}, kernel.PolicyID{Dir: kernel.DirIn, Selector: mirror(pp.out)})
+		if pp.fwd {
+			ids = append(ids, kernel.PolicyID{Dir: kernel.DirFwd, Selector: mirror(pp.out)})
+		}
+	}
+	return ids
 }
 
 func (l *lineage) acquire() {
@@ -53,13 +93,20 @@ func (l *lineage) acquire() {
 
 // installChild is the child actor's first message.
 type installChild struct {
-	// taken is set by the child actor when it handles the message; a child stopped
-	// before that leaves the cleanup to its family (abandon).
-	taken   atomic.Bool
-	family  kernel.FamilyID
-	sa      ike.ChildSA // keys are the child's own copy, wiped after install
-	lineage *lineage
-	conn    string
+	ticket *childTicket
+	family kernel.FamilyID
+	sa     ike.ChildSA // keys are the child's own copy, wiped after install
+	conn   string
+}
+
+// childTicket is what a family keeps of an install message: whether the child took it,
+// and what to undo if it did not (a child stopped before handling its first message —
+// a Stop is a system message and overtakes it): the reserved inbound SPI and the
+// lineage reference.
+type childTicket struct {
+	taken atomic.Bool
+	in    kernel.SAID
+	lin   *lineage
 }
 
 // kernelExpired is a kernel expiry event for one of the child's SAs.
@@ -88,7 +135,9 @@ func newChildProducer(t *tree) actor.Producer {
 	return func() actor.Actor { return &child{t: t} }
 }
 
-func (c *child) Receive(ctx actor.Context) {
+func (c *child) Receive(ctx actor.Context) { c.t.childPolicy.Receive(ctx, &c.Guard, c.receive) }
+
+func (c *child) receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *installChild:
 		c.install(ctx, m)
@@ -104,9 +153,9 @@ func (c *child) Receive(ctx actor.Context) {
 }
 
 func (c *child) install(ctx actor.Context, m *installChild) {
-	m.taken.Store(true)
+	m.ticket.taken.Store(true)
 	sa := &m.sa
-	c.ref, c.name, c.conn, c.lin, c.holds, c.family = sa.Ref, sa.Name, m.conn, m.lineage, true, m.family
+	c.ref, c.name, c.conn, c.lin, c.holds, c.family = sa.Ref, sa.Name, m.conn, m.ticket.lin, true, m.family
 	err := c.installSAs(sa)
 	wipe(sa)
 	if err != nil {
@@ -168,7 +217,7 @@ func (c *child) installSAs(sa *ike.ChildSA) error {
 		}
 		ids = append(ids, p.ID())
 	}
-	c.lin.policies = ids
+	c.lin.policies = policyPairs(plan.policies)
 	return nil
 }
 
@@ -242,7 +291,7 @@ func (l *lineage) release(t *tree, logger func() *zap.Logger) {
 	if l.holders > 0 || l.policies == nil {
 		return
 	}
-	deletePolicies(t, l.policies, logger)
+	deletePolicies(t, policyIDs(l.policies), logger)
 	l.policies = nil
 }
 
@@ -267,19 +316,16 @@ func deletePolicies(t *tree, ids []kernel.PolicyID, logger func() *zap.Logger) {
 }
 
 // abandon undoes what an install message carried when its child actor stopped before
-// handling it (a Stop is a system message and overtakes it): the lineage reference and
-// the reserved inbound SPI. The family calls it on the child's Terminated.
-func (m *installChild) abandon(t *tree) {
-	sa := &m.sa
-	wipe(sa)
-	if sa.Inbound.SPI != 0 {
+// handling it. The family calls it on the child's Terminated.
+func (tk *childTicket) abandon(t *tree) {
+	if tk.in.SPI != 0 {
 		ctx, cancel := t.kctx()
 		start := time.Now()
-		err := t.kernel.DeleteSA(ctx, kernel.SAID{Dst: sa.Local.Unmap(), SPI: kernel.SPI(sa.Inbound.SPI)})
+		err := t.kernel.DeleteSA(ctx, tk.in)
 		cancel()
 		t.kernelOp(telemetry.KernelDeleteSA, start, err)
 	}
-	m.lineage.release(t, func() *zap.Logger { return t.log })
+	tk.lin.release(t, func() *zap.Logger { return t.log })
 }
 
 // logger returns the child's logger; it is built only when a line is written, so that

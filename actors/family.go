@@ -76,13 +76,15 @@ type workDone struct {
 }
 
 type reservedSPI struct {
+	ref   ike.ChildRef
 	reqid kernel.Reqid
 	sa    kernel.SAID
 }
 
 type childSlot struct {
+	ref      ike.ChildRef
 	pid      *actor.PID
-	install  *installChild // its first message, until the child took it
+	ticket   *childTicket
 	lin      *lineage
 	removing bool // the family stopped it (RemoveChild or a failed install)
 	panicked bool
@@ -104,10 +106,11 @@ type family struct {
 	coreGen                uint64
 	pending                []ike.Work
 
-	children map[ike.ChildRef]*childSlot
+	// children are the child actors, few per family (a slice is smaller than a map).
+	children []*childSlot
 	// reserved are the inbound SPIs allocated (larval SAs, with the reqid they were
 	// reserved under) for Child SAs that have no child actor yet.
-	reserved map[ike.ChildRef]reservedSPI
+	reserved []reservedSPI
 
 	// local and remote are the IKE SA's addresses (from the datagrams until it is
 	// established, from the core afterwards), for SPI allocation.
@@ -130,7 +133,7 @@ func newFamilyProducer(t *tree) actor.Producer {
 // actorContext.handleFailure).
 func (f *family) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, who *actor.PID, _ *actor.RestartStatistics, reason, _ any) {
 	if ref, ok := childRefOf(who); ok {
-		if s := f.children[ref]; s != nil {
+		if s := f.child(ref); s != nil {
 			s.panicked = true
 		}
 	}
@@ -138,7 +141,9 @@ func (f *family) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, who *
 	sup.StopChildren(who)
 }
 
-func (f *family) Receive(ctx actor.Context) {
+func (f *family) Receive(ctx actor.Context) { f.t.familyPolicy.Receive(ctx, &f.Guard, f.receive) }
+
+func (f *family) receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *sockets.Datagram:
 		f.e.inflight.Add(-1)
@@ -157,17 +162,17 @@ func (f *family) Receive(ctx actor.Context) {
 			f.resubmit(ctx)
 		}
 	case ike.ChildInstalled:
-		if s := f.children[m.Ref]; s != nil && !s.removing {
+		if s := f.child(m.Ref); s != nil && !s.removing {
 			f.step(ctx, m)
 		}
 	case ike.ChildInstallFailed:
-		if s := f.children[m.Ref]; s != nil && !s.removing {
+		if s := f.child(m.Ref); s != nil && !s.removing {
 			s.removing = true
 			ctx.Stop(s.pid)
 			f.step(ctx, m)
 		}
 	case ike.ChildExpired:
-		if s := f.children[m.Ref]; s != nil && !s.removing {
+		if s := f.child(m.Ref); s != nil && !s.removing {
 			f.step(ctx, m)
 		}
 	case familyKernelEvent:
@@ -296,7 +301,7 @@ func (f *family) apply(ctx actor.Context, effs []ike.Effect) {
 			f.installChild(ctx, e.SA)
 			dirty = true
 		case ike.RemoveChild:
-			if s := f.children[e.Ref]; s != nil && !s.removing {
+			if s := f.child(e.Ref); s != nil && !s.removing {
 				s.removing = true
 				ctx.Stop(s.pid)
 			}
@@ -416,12 +421,12 @@ func (f *family) installChild(ctx actor.Context, sa ike.ChildSA) {
 	}
 	var lin *lineage
 	if sa.Replaces != 0 {
-		if prev := f.children[sa.Replaces]; prev != nil {
+		if prev := f.child(sa.Replaces); prev != nil {
 			lin = prev.lin
 		}
 	}
 	if lin == nil {
-		r, ok := f.reserved[sa.Ref]
+		r, ok := f.takeReserved(sa.Ref)
 		reqid := r.reqid
 		if !ok {
 			var err error
@@ -432,7 +437,7 @@ func (f *family) installChild(ctx actor.Context, sa ike.ChildSA) {
 		}
 		lin = &lineage{reqid: reqid}
 	}
-	delete(f.reserved, sa.Ref) // the child actor owns the reserved SPI from now on
+	f.takeReserved(sa.Ref) // the child actor owns the reserved SPI from now on
 	lin.acquire()
 	cloneKeys(&sa)
 	pid, err := ctx.SpawnNamed(f.t.childProps, "c"+strconv.FormatUint(uint64(sa.Ref), 10))
@@ -445,12 +450,9 @@ func (f *family) installChild(ctx actor.Context, sa ike.ChildSA) {
 		f.step(ctx, ike.ChildInstallFailed{Ref: sa.Ref, Err: fmt.Errorf("install child %v: %w", sa.Ref, err)})
 		return
 	}
-	if f.children == nil {
-		f.children = make(map[ike.ChildRef]*childSlot, 2)
-	}
-	msg := &installChild{family: f.e.id, sa: sa, lineage: lin, conn: f.conn}
-	f.children[sa.Ref] = &childSlot{pid: pid, lin: lin, install: msg}
-	ctx.Send(pid, msg)
+	ticket := &childTicket{in: kernel.SAID{Dst: sa.Local.Unmap(), SPI: kernel.SPI(sa.Inbound.SPI)}, lin: lin}
+	f.children = append(f.children, &childSlot{ref: sa.Ref, pid: pid, lin: lin, ticket: ticket})
+	ctx.Send(pid, &installChild{ticket: ticket, family: f.e.id, sa: sa, conn: f.conn})
 }
 
 func (f *family) childTerminated(ctx actor.Context, who *actor.PID) {
@@ -458,15 +460,14 @@ func (f *family) childTerminated(ctx actor.Context, who *actor.PID) {
 	if !ok {
 		return
 	}
-	s := f.children[ref]
+	s := f.child(ref)
 	if s == nil {
 		return
 	}
-	delete(f.children, ref)
-	if !s.install.taken.Load() {
-		s.install.abandon(f.t) // stopped before its install message
+	f.children = slices.DeleteFunc(f.children, func(x *childSlot) bool { return x == s })
+	if !s.ticket.taken.Load() {
+		s.ticket.abandon(f.t) // stopped before its install message
 	}
-	s.install = nil
 	switch {
 	case s.panicked:
 		f.t.rec.ActorStopped(telemetry.ActorChild, telemetry.StopPanic)
@@ -485,7 +486,7 @@ func (f *family) childTerminated(ctx actor.Context, who *actor.PID) {
 func (f *family) kernelEvent(ctx actor.Context, ev kernel.Event) {
 	switch ev.Kind {
 	case kernel.EventSoftExpire, kernel.EventHardExpire:
-		if s := f.children[ike.ChildRef(ev.Owner.Child)]; s != nil && !s.removing {
+		if s := f.child(ike.ChildRef(ev.Owner.Child)); s != nil && !s.removing {
 			ctx.Send(s.pid, kernelExpired{hard: ev.Kind == kernel.EventHardExpire})
 		}
 	}
@@ -603,21 +604,41 @@ func (f *family) AllocSPI(ref ike.ChildRef) (uint32, error) {
 	if err != nil {
 		return 0, fmt.Errorf("allocate SPI for child %v: %w", ref, err)
 	}
-	if f.reserved == nil {
-		f.reserved = make(map[ike.ChildRef]reservedSPI, 2)
-	}
-	f.reserved[ref] = reservedSPI{reqid: reqid, sa: kernel.SAID{Dst: dst, SPI: spi}}
+	f.reserved = append(f.reserved, reservedSPI{ref: ref, reqid: reqid, sa: kernel.SAID{Dst: dst, SPI: spi}})
 	return uint32(spi), nil
+}
+
+// child returns the slot of the Child SA ref (nil if none).
+func (f *family) child(ref ike.ChildRef) *childSlot {
+	for _, s := range f.children {
+		if s.ref == ref {
+			return s
+		}
+	}
+	return nil
+}
+
+// takeReserved removes and returns the SPI reserved for ref.
+func (f *family) takeReserved(ref ike.ChildRef) (reservedSPI, bool) {
+	for i, r := range f.reserved {
+		if r.ref == ref {
+			f.reserved = slices.Delete(f.reserved, i, i+1)
+			if len(f.reserved) == 0 {
+				f.reserved = nil
+			}
+			return r, true
+		}
+	}
+	return reservedSPI{}, false
 }
 
 // releaseSPI gives back an inbound SPI reserved for a Child SA that never got a child
 // actor (the core gave up on it: RemoveChild without InstallChild).
 func (f *family) releaseSPI(ref ike.ChildRef) {
-	r, ok := f.reserved[ref]
+	r, ok := f.takeReserved(ref)
 	if !ok {
 		return
 	}
-	delete(f.reserved, ref)
 	ctx, cancel := f.t.kctx()
 	defer cancel()
 	start := time.Now()

@@ -42,15 +42,19 @@ type sent struct {
 
 // fakeSender is the UDP layer of the shell tests.
 type fakeSender struct {
-	mu    sync.Mutex
+	onSend func() // called after each Send (benchmarks)
+	mu     sync.Mutex
 	sent  []sent
 	flows map[[2]netip.AddrPort]int
 }
 
 func (s *fakeSender) Send(local, remote netip.AddrPort, msg []byte) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.sent = append(s.sent, sent{local, remote, append([]byte(nil), msg...)})
+	s.mu.Unlock()
+	if s.onSend != nil {
+		s.onSend()
+	}
 	return nil
 }
 

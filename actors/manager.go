@@ -71,7 +71,9 @@ type manager struct {
 	shutting bool
 }
 
-func (m *manager) Receive(ctx actor.Context) {
+func (m *manager) Receive(ctx actor.Context) { m.t.managerPolicy.Receive(ctx, &m.Guard, m.receive) }
+
+func (m *manager) receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		m.cookies = ike.NewCookies(secret())

@@ -71,6 +71,8 @@ type tree struct {
 	hooks   actorkit.Hooks
 
 	familyProps, childProps *actor.Props
+	// The guard policies the actors run in their own Receive (actorkit.Options.Inline).
+	familyPolicy, childPolicy, managerPolicy *actorkit.Policy
 
 	kernelTimeout time.Duration
 	familyQueue   int32

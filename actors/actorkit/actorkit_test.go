@@ -45,9 +45,18 @@ func (h *countingHooks) count(m map[string]int, k string) int {
 type probe struct {
 	Guard
 	onMessage func(c actor.Context)
+	inline    *Policy // when set, the actor runs the guard itself (Options.Inline)
 }
 
 func (p *probe) Receive(c actor.Context) {
+	if p.inline != nil {
+		p.inline.Receive(c, &p.Guard, p.handle)
+		return
+	}
+	p.handle(c)
+}
+
+func (p *probe) handle(c actor.Context) {
 	if p.onMessage != nil {
 		p.onMessage(c)
 	}
@@ -152,13 +161,25 @@ func TestPanickingChildStopsAloneAndParentLearns(t *testing.T) {
 }
 
 func TestPanicInStoppingStillStopsTheActorAndItsChildren(t *testing.T) {
-	for _, phase := range []string{"stopping", "stopped"} {
-		t.Run(phase, func(t *testing.T) {
+	for _, tc := range []struct {
+		phase  string
+		inline bool
+	}{{"stopping", false}, {"stopped", false}, {"stopping", true}, {"stopped", true}} {
+		phase := tc.phase
+		name := phase
+		if tc.inline {
+			name += "/inline"
+		}
+		t.Run(name, func(t *testing.T) {
 			sys := NewSystem(zap.NewNop())
 			hooks := newHooks()
+			var policy *Policy
+			if tc.inline {
+				policy = &Policy{Kind: "family", Hooks: hooks}
+			}
 			var child *actor.PID
 			parentProps := Props(func() actor.Actor {
-				return &probe{onMessage: func(c actor.Context) {
+				return &probe{inline: policy, onMessage: func(c actor.Context) {
 					switch c.Message().(type) {
 					case *actor.Started:
 						child = c.Spawn(Props(func() actor.Actor { return &probe{} }, nil,
@@ -173,7 +194,7 @@ func TestPanicInStoppingStillStopsTheActorAndItsChildren(t *testing.T) {
 						}
 					}
 				}}
-			}, nil, Options{Kind: "family", Root: true, Dispatcher: sync300, Hooks: hooks})
+			}, nil, Options{Kind: "family", Root: true, Dispatcher: sync300, Hooks: hooks, Inline: tc.inline})
 			parent := sys.Root.Spawn(parentProps)
 			w, done := watcher(t, sys)
 			sys.Root.Send(w, parent)

@@ -29,15 +29,26 @@ type Options struct {
 	Dispatcher actor.Dispatcher
 	// Hooks receives panics and refused messages; nil means only logging.
 	Hooks Hooks
+	// Inline leaves out the receiver middleware: the actor calls [Policy.Receive]
+	// itself (saves an envelope per message and the context extras per actor).
+	Inline bool
+	// Mailbox replaces protoactor's default mailbox (a ring buffer that never shrinks);
+	// nil means actor.UnboundedLockfree (a linked queue: an empty mailbox holds a node).
+	Mailbox actor.MailboxProducer
 }
 
 // Props builds the props of a cygnet actor: stop-only supervision of its children,
-// the stop-only guardian when it is root-spawned, and [Middleware] in front of its
-// Receive. The actor returned by producer should embed [Guard].
+// the stop-only guardian when it is root-spawned, a lock-free mailbox, and [Middleware]
+// in front of its Receive unless o.Inline. The actor returned by producer should embed
+// [Guard].
 func Props(producer actor.Producer, log *zap.Logger, o Options) *actor.Props {
-	opts := []actor.PropsOption{
-		actor.WithSupervisor(stopOnly),
-		actor.WithReceiverMiddleware(Middleware(o.Kind, log, o.Hooks)),
+	mb := o.Mailbox
+	if mb == nil {
+		mb = actor.UnboundedLockfree()
+	}
+	opts := []actor.PropsOption{actor.WithSupervisor(stopOnly), actor.WithMailbox(mb)}
+	if !o.Inline {
+		opts = append(opts, actor.WithReceiverMiddleware(Middleware(o.Kind, log, o.Hooks)))
 	}
 	if o.Root {
 		opts = append(opts, actor.WithGuardian(stopOnly))

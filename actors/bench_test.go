@@ -1,0 +1,236 @@
+package actors
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cygnet-ipsec/cygnet/actors/ike"
+	"github.com/cygnet-ipsec/cygnet/kernel"
+)
+
+// nullKernel keeps nothing: the memory benchmark measures the daemon's memory, and a
+// real kernel keeps its SAs and policies in kernel memory, not in the daemon's heap.
+type nullKernel struct {
+	reqid, spi atomic.Uint32
+	hub        *kernel.Hub
+}
+
+var _ kernel.Kernel = (*nullKernel)(nil)
+
+func newNullKernel() *nullKernel { return &nullKernel{hub: kernel.NewHub()} }
+
+func (k *nullKernel) AllocReqid() (kernel.Reqid, error) {
+	return kernel.ReqidMin + kernel.Reqid(k.reqid.Add(1)), nil
+}
+func (k *nullKernel) AllocSPI(context.Context, kernel.SPIRequest) (kernel.SPI, error) {
+	return kernel.SPI(0xc0000000 + k.spi.Add(1)), nil
+}
+func (k *nullKernel) AddSA(context.Context, kernel.SA) error            { return nil }
+func (k *nullKernel) UpdateSA(context.Context, kernel.SA) error         { return nil }
+func (k *nullKernel) DeleteSA(context.Context, kernel.SAID) error       { return nil }
+func (k *nullKernel) AddPolicy(context.Context, kernel.Policy) error    { return nil }
+func (k *nullKernel) UpdatePolicy(context.Context, kernel.Policy) error { return nil }
+func (k *nullKernel) DeletePolicy(context.Context, kernel.PolicyID) error {
+	return nil
+}
+func (k *nullKernel) GetSA(context.Context, kernel.SAID) (kernel.SA, kernel.Counters, error) {
+	return kernel.SA{}, kernel.Counters{}, kernel.ErrNotFound
+}
+func (k *nullKernel) GetPolicy(context.Context, kernel.PolicyID) (kernel.Policy, error) {
+	return kernel.Policy{}, kernel.ErrNotFound
+}
+func (k *nullKernel) Snapshot(context.Context) (kernel.Tables, error)    { return kernel.Tables{}, nil }
+func (k *nullKernel) Subscribe(n int) *kernel.Subscription               { return k.hub.Subscribe(n) }
+func (k *nullKernel) DeleteOwned(context.Context, kernel.FamilyID) error { return nil }
+func (k *nullKernel) CleanupStale(context.Context) (kernel.Cleanup, error) {
+	return kernel.Cleanup{}, nil
+}
+func (k *nullKernel) Close() error { k.hub.Close(); return nil }
+
+func heapInUse() uint64 {
+	var ms runtime.MemStats
+	for range 3 {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkIdleFamilyMemory measures the heap held per idle established IKE family with
+// two Child SAs: the family actor, its two child actors, the protocol core's state (keys,
+// the cached last response), routes, registry entry and listing summary. Both ends run
+// in this process with the real core over loopback; the figure is the heap growth
+// divided by the families of both ends. Target: under 8 KiB.
+func BenchmarkIdleFamilyMemory(b *testing.B) {
+	const n = 2000
+	if os.Getenv("CYGNET_HEAPPROFILE") != "" {
+		runtime.MemProfileRate = 64
+	}
+	for b.Loop() {
+		o := pairOptions{conns: n, cfg: func(c *Config) { c.ShutdownGrace = time.Second }}
+		a, bn := newPairWithKernels(b, o, newNullKernel(), newNullKernel())
+		before := heapInUse()
+		ctx := context.Background()
+		for i := range n {
+			if err := a.m.Initiate(ctx, connName(i), ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+		waitState(b, "all up", 2*time.Minute, func(s state) bool {
+			return s.established == n && s.children == 2*n && s.families == n
+		}, a, bn)
+		time.Sleep(100 * time.Millisecond) // let work results and timers settle
+		after := heapInUse()
+		b.ReportMetric(float64(after-before)/float64(2*n), "B/family")
+		if p := os.Getenv("CYGNET_HEAPPROFILE"); p != "" {
+			f, err := os.Create(p)
+			if err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
+		bn.shutdown(b)
+		a.shutdown(b)
+	}
+}
+
+// newPairWithKernels is newPair with the given kernels in place of in-memory ones.
+func newPairWithKernels(t testing.TB, o pairOptions, ka, kb kernel.Kernel) (a, b *node) {
+	t.Helper()
+	mk := func(name string, addr netip.Addr, k kernel.Kernel) *node {
+		n := &node{name: name, addr: addr}
+		cfg := DefaultConfig()
+		cfg.Sockets.Addrs = []netip.Addr{addr}
+		cfg.Sockets.IKEPort, cfg.Sockets.NATTPort = 0, 0
+		cfg.Sockets.KernelESPInUDP = false
+		cfg.HalfOpenPerPeer = 0
+		if o.cfg != nil {
+			o.cfg(&cfg)
+		}
+		m, err := New(cfg, k, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.m = m
+		return n
+	}
+	a = mk("a", netip.MustParseAddr("127.0.0.1"), ka)
+	b = mk("b", netip.MustParseAddr("127.0.0.2"), kb)
+	var ac []*ike.Connection
+	for i := range o.conns {
+		ac = append(ac, pairConn(i, a, b, o))
+	}
+	if err := a.m.SetConnections(context.Background(), ac); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.m.SetConnections(context.Background(), []*ike.Connection{concentratorConn(b, a, o)}); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+// keyExchangeWork stands for one key-exchange computation (~1 ms of CPU, as a
+// 3072-bit MODP exponentiation costs): repeated hashing.
+func keyExchangeWork() any {
+	h := sha256.Sum256([]byte("kex"))
+	for range 4000 {
+		h = sha256.Sum256(h[:])
+	}
+	return h[0]
+}
+
+// BenchmarkPacketLatencyUnderLoad measures the latency of one family's packet handling
+// (datagram handed over by the socket reader → the core's answer given to the socket)
+// while 10,000 other families are busy with key exchanges. With the work in the pool
+// ("pool") the measured family is never behind another family's CPU work; "inline"
+// runs the same work inside the families' turns, for comparison.
+func BenchmarkPacketLatencyUnderLoad(b *testing.B) {
+	for _, mode := range []string{"pool", "inline"} {
+		b.Run(mode, func(b *testing.B) {
+			const busy = 10000
+			var probeSPI atomic.Uint64
+			answered := make(chan struct{}, 1)
+			var stop atomic.Bool
+			script := func(c *fakeCore, now time.Time, ev ike.Event) []ike.Effect {
+				switch e := ev.(type) {
+				case ike.PacketReceived:
+					spiI := binary.BigEndian.Uint64(e.Data)
+					spi := ike.SPI(0x5000000000000000 | spiI)
+					if e.Data[18] == 34 { // IKE_SA_INIT: route our SPI
+						return []ike.Effect{ike.RouteSPI{SPI: spi}}
+					}
+					if spiI == probeSPI.Load() {
+						return []ike.Effect{ike.SendDatagram{Local: localAP, Remote: remoteAP, Data: []byte("answer")}}
+					}
+					if mode == "inline" {
+						keyExchangeWork()
+						return nil
+					}
+					return []ike.Effect{ike.Work{Token: 1, Run: keyExchangeWork}}
+				case ike.WorkDone:
+					if stop.Load() {
+						return nil
+					}
+					return []ike.Effect{ike.Work{Token: 1, Run: keyExchangeWork}}
+				}
+				return nil
+			}
+			h := newHarness(b, false, script, func(c *Config) {
+				c.CookieThreshold = busy * 10
+				c.ManagerQueue = busy * 2
+			})
+			h.sender.onSend = func() {
+				select {
+				case answered <- struct{}{}:
+				default:
+				}
+			}
+			for i := range busy + 1 {
+				h.inject(ikeInit(uint64(i + 1)))
+			}
+			eventually(b, "all families", func() bool { return h.m.Stats().SPIRoutes == busy+1 })
+			probeSPI.Store(busy + 1)
+			// Start the storm: every busy family begins a key exchange that never ends.
+			var wg sync.WaitGroup
+			for i := range busy {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for !h.inject(ikeMsg(uint64(i+1), 0x5000000000000000|uint64(i+1), 1)) {
+						time.Sleep(time.Millisecond)
+					}
+				}()
+			}
+			wg.Wait()
+			var lat []time.Duration
+			b.ResetTimer()
+			for b.Loop() {
+				start := time.Now()
+				h.inject(ikeMsg(busy+1, 0x5000000000000000|(busy+1), 2))
+				<-answered
+				lat = append(lat, time.Since(start))
+				time.Sleep(time.Millisecond)
+			}
+			b.StopTimer()
+			stop.Store(true)
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			b.Logf("%s: %d samples, p50 %v, p99 %v, max %v; pool %v", mode, len(lat), lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1], h.m.t.pool.Stats())
+			h.m.Kill()
+		})
+	}
+}
+
+var _ = fmt.Sprintf
