@@ -44,8 +44,8 @@ type sent struct {
 type fakeSender struct {
 	onSend func() // called after each Send (benchmarks)
 	mu     sync.Mutex
-	sent  []sent
-	flows map[[2]netip.AddrPort]int
+	sent   []sent
+	flows  map[[2]netip.AddrPort]int
 }
 
 func (s *fakeSender) Send(local, remote netip.AddrPort, msg []byte) error {
