@@ -5,9 +5,9 @@
 // Contract:
 //
 //   - A [Peer] is one IKEv2 endpoint in one namespace of a [netns.Pair]: strongSwan's
-//     charon driven over vici ([NewCharonPeer]) or, once it exists, cygnetd driven
-//     through cygnetctl. Scenarios are written against Peer only, so each one runs
-//     charon↔charon today and swaps one side for cygnetd later (docs/interop.md).
+//     charon driven over vici ([NewCharonPeer]) or cygnetd driven through its control
+//     socket (NewCygnetPeer, in the tests). Scenarios are written against Peer only,
+//     so each one runs charon↔charon and cygnet↔charon (docs/interop.md).
 //   - Connections are described once, in swanctl.conf's vocabulary ([charon.Conn]);
 //     [DefaultConn] builds the mirrored pair of scenario 1.
 //   - SAs are compared through [charon.IKESA] values: every Peer reports its SAs in

@@ -1,7 +1,7 @@
 package interop
 
-// The scenarios of issue 7, written against Peer only. A is "our side" (the
-// stand-in for cygnetd: charon today), B is always charon. Every scenario runs in
+// The scenarios of issue 7, written against Peer only. A is "our side" (cygnetd,
+// or charon standing in for it in TestCharonCharon), B is always charon. Every scenario runs in
 // both directions: A initiates the IKE SA, or B does. docs/interop.md is the table
 // of what each asserts.
 
