@@ -18,7 +18,7 @@ import (
 // *DecodeError, and that decode → encode → decode is stable. Run them with
 // `go test -fuzz=FuzzX ./wire/`; corpus entries that found bugs live in testdata/fuzz.
 
-// seedMessages are the strongSwan frames plus a few messages built here.
+// seedMessages are the strongSwan frames of testdata/strongswan and testdata/charon.
 func seedMessages(f *testing.F) [][]byte {
 	f.Helper()
 	var out [][]byte
@@ -45,6 +45,14 @@ func seedMessages(f *testing.F) [][]byte {
 	}
 	if len(out) == 0 {
 		f.Fatal("no strongSwan frames found under testdata/strongswan for the fuzz seeds")
+	}
+	// The messages charon sent in the interop runs (testdata/charon, see its README).
+	for _, cm := range loadCharonCorpus(f) {
+		m, err := os.ReadFile(cm.path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		out = append(out, m)
 	}
 	return out
 }
