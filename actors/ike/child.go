@@ -267,8 +267,15 @@ func (f *Family) onChildExpired(ref ChildRef, hard bool) {
 // childHardExpired: the hard lifetime ran out without a rekey. The Child SA is gone
 // locally; tell the peer.
 func (f *Family) childHardExpired(c *childSA) {
+	if c.state == ChildStateRekeyed && f.queued(taskDeleteChild, c.ref) {
+		// Replaced, and we still owe the peer its DELETE (queued behind another
+		// exchange): the kernel state goes now, the DELETE when its turn comes, or
+		// the peer keeps its half forever (found by randomized runs, seed 794).
+		f.removeChildState(c, telemetry.ReasonExpired)
+		return
+	}
 	if c.state == ChildStateRekeyed || c.state == ChildStateDeleting {
-		// Already replaced or being deleted: just drop it.
+		// Replaced (the peer deletes it) or being deleted: just drop it.
 		f.dropChild(c, telemetry.ReasonExpired)
 		return
 	}

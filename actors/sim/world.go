@@ -61,6 +61,9 @@ type World struct {
 	// History records, per IKE SA (node, SPIs), every message ID seen in snapshots, so
 	// that invariant checks can verify they never go backwards.
 	History map[string][2]uint32
+	// OnEffect, when set, sees every effect of every family before it is carried out
+	// (the randomized runs track which event ended which SA with it).
+	OnEffect func(fh *Family, e ike.Effect)
 }
 
 type pendingWork struct {
@@ -250,6 +253,9 @@ func (fh *Family) apply(effects []ike.Effect) {
 	n, w := fh.Node, fh.Node.w
 	var feedback []ike.Event
 	for _, e := range effects {
+		if w.OnEffect != nil {
+			w.OnEffect(fh, e)
+		}
 		switch e := e.(type) {
 		case ike.SendDatagram:
 			fh.remote = e.Remote.Addr()
