@@ -303,7 +303,7 @@ func (f *Family) childRekeyRejected(old *childSA, t wire.NotifyType) {
 	switch {
 	case old.peerDeleted || old.state == ChildStateGone:
 		// The peer deleted it before our request arrived (§2.25): it is gone.
-		f.dropChild(old, telemetry.ReasonDeleted)
+		f.dropGoneOld(old, telemetry.ReasonDeleted)
 	case old.passive != nil:
 		// The peer rekeyed it before our request arrived and will delete it: its
 		// replacement stands (§2.8.1, strongSwan's collision handling).
@@ -329,7 +329,7 @@ func (f *Family) concludeRekey(old, c *childSA) {
 		// The peer deleted our replacement before its answer arrived: it wants the
 		// Child SA gone. Delete the old one too (strongSwan does the same).
 		if old.state == ChildStateGone || old.peerDeleted {
-			f.dropChild(old, telemetry.ReasonDeleted)
+			f.dropGoneOld(old, telemetry.ReasonDeleted)
 			return
 		}
 		if old.passive != nil {
@@ -344,7 +344,7 @@ func (f *Family) concludeRekey(old, c *childSA) {
 		// Installing our replacement failed (finishInitiatorChild deletes it): keep
 		// the old Child SA unless the peer deleted it or its replacement exists.
 		if old.peerDeleted || old.state == ChildStateGone {
-			f.dropChild(old, telemetry.ReasonDeleted)
+			f.dropGoneOld(old, telemetry.ReasonDeleted)
 			return
 		}
 		if old.passive != nil {
@@ -373,7 +373,7 @@ func (f *Family) concludeRekey(old, c *childSA) {
 	}
 	old.successor = c
 	if old.peerDeleted || old.state == ChildStateGone {
-		f.dropChild(old, telemetry.ReasonRekeyed)
+		f.dropGoneOld(old, telemetry.ReasonRekeyed)
 		return
 	}
 	old.state = ChildStateRekeyed
@@ -503,4 +503,15 @@ func (f *Family) childConfigFor(ike *ikeSA, m *message, old *childSA) *ChildConf
 	tsr, _ := m.ts(false)
 	cc, _, _ := f.selectChildConfig(ike, tsi, tsr)
 	return cc
+}
+
+// dropGoneOld forgets an old Child SA that the peer deleted or that is gone here,
+// unless we still owe the peer its DELETE (it hard-expired here while its rekey was in
+// flight, and the DELETE is queued): then the DELETE removes it when its turn comes, or
+// the peer would keep its half (found by randomized runs, seed 1714).
+func (f *Family) dropGoneOld(old *childSA, reason string) {
+	if !old.peerDeleted && old.state == ChildStateGone && f.queued(taskDeleteChild, old.ref) {
+		return
+	}
+	f.dropChild(old, reason)
 }
