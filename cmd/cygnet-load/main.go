@@ -157,6 +157,7 @@ func initiate(args []string) error {
 		del        = fs.Bool("delete", true, "delete every IKE SA at the end (false: just stop, like a crash)")
 		drain      = fs.Duration("drain", 30*time.Second, "bound on the delete phase")
 		duration   = fs.Duration("duration", 10*time.Minute, "bound on setup and hold together")
+		setupTO    = fs.Duration("setup-timeout", 0, "bound on the setup phase alone (0: only -duration)")
 		rtxTimeout = fs.Duration("retransmit-timeout", 0, "first retransmission after (0: 4s)")
 		rtxTries   = fs.Int("retransmit-tries", 0, "retransmissions before giving up (0: 5)")
 		shards     = fs.Int("shards", 0, "event loops (0: GOMAXPROCS)")
@@ -192,7 +193,7 @@ func initiate(args []string) error {
 		IDFormat: *idFormat, RemoteID: *remoteID, Children: *children, RemoteTS: rts,
 		Count: *count, Rate: *rate, MaxInFlight: *inflight, Hold: *hold,
 		IKERekey: *ikeRekey, ChildRekey: *childRekey, IKEOverTime: *ikeOver, ChildLifeTime: *childLife,
-		Delete: *del, DrainTimeout: *drain, Duration: *duration,
+		Delete: *del, DrainTimeout: *drain, Duration: *duration, SetupTimeout: *setupTO,
 		Retransmit: ike.Retransmit{Timeout: *rtxTimeout, Tries: *rtxTries},
 		Shards:     *shards, Workers: *workers,
 	}

@@ -202,3 +202,24 @@ func TestLoopbackFloodCookiesEngage(t *testing.T) {
 		t.Errorf("half-open IKE SAs reached %d, want about the threshold %d", maxHalf, threshold)
 	}
 }
+
+// SetupTimeout ends the setup phase on its own: launching stops and the run goes on
+// with what is up (here nothing: the responder is silent).
+func TestLoopbackSetupTimeout(t *testing.T) {
+	t.Parallel()
+	r := newLoopbackResponder(t, nil)
+	cfg := loopbackConfig(r, 1000)
+	r.Close()
+	cfg.MaxInFlight = 10
+	cfg.Retransmit.Timeout = time.Minute
+	cfg.SetupTimeout = 300 * time.Millisecond
+	cfg.Delete = false
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Stopped != "setup-timeout" || rep.Established != 0 || rep.Launched != 10 {
+		t.Fatalf("stopped %q, launched %d, established %d; want setup-timeout, 10 (the in-flight bound), 0",
+			rep.Stopped, rep.Launched, rep.Established)
+	}
+}

@@ -83,6 +83,9 @@ type Config struct {
 	// Delete terminates every IKE SA at the end (INFORMATIONAL with Delete, RFC 7296
 	// §1.4.1). Without it the run just stops, as a crashed client would.
 	Delete bool
+	// SetupTimeout bounds the setup phase alone (0: only Duration does): when it is
+	// over, no more IKE SAs are started and the hold phase begins with those up.
+	SetupTimeout time.Duration
 	// DrainTimeout bounds the delete phase (default 30 s).
 	DrainTimeout time.Duration
 	// Duration bounds the setup and hold phases together (default 10 min).
@@ -173,7 +176,7 @@ type Report struct {
 	MaxInFlight  int       `json:"max_in_flight"`
 	Slots        int       `json:"source_slots"`
 	Started      time.Time `json:"started"`
-	Stopped      string    `json:"stopped"` // what ended the setup/hold phases
+	Stopped      string    `json:"stopped"` // done, setup-timeout, duration or interrupted
 
 	SetupSeconds  float64 `json:"setup_seconds"` // first start to last settled
 	SetupRate     float64 `json:"setup_rate"`    // established per second of setup
@@ -252,16 +255,23 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		in.progress(stats, start, progDone, rep)
 	}()
 
+	// The setup phase: until every IKE SA established or failed, or SetupTimeout.
+	setupCtx, setupCancel := phaseCtx, context.CancelFunc(func() {})
+	if cfg.SetupTimeout > 0 {
+		setupCtx, setupCancel = context.WithTimeout(phaseCtx, cfg.SetupTimeout)
+	}
+	defer setupCancel()
 	launchDone := make(chan struct{})
 	go func() {
 		defer close(launchDone)
-		in.launch(phaseCtx, e)
+		in.launch(setupCtx, e)
 	}()
-
-	// Setup: until every IKE SA established or failed.
-	for stats.settled.Load() < uint64(cfg.Count) && phaseCtx.Err() == nil {
-		sleepCtx(phaseCtx, 10*time.Millisecond)
+	for stats.settled.Load() < uint64(cfg.Count) && setupCtx.Err() == nil {
+		sleepCtx(setupCtx, 10*time.Millisecond)
 	}
+	setupTimedOut := stats.settled.Load() < uint64(cfg.Count) && phaseCtx.Err() == nil
+	setupCancel() // no more launches
+	<-launchDone
 	setupEnd := time.Now()
 	rep.SetupSeconds = setupEnd.Sub(start).Seconds()
 	if rep.SetupSeconds > 0 {
@@ -280,13 +290,14 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	switch {
 	case ctx.Err() != nil:
 		rep.Stopped = "interrupted"
+	case setupTimedOut:
+		rep.Stopped = "setup-timeout"
 	case stats.settled.Load() < uint64(cfg.Count):
 		rep.Stopped = "duration"
 	default:
 		rep.Stopped = "done"
 	}
 	cancel()
-	<-launchDone
 
 	if cfg.Delete {
 		delStart := time.Now()
