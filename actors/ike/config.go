@@ -69,6 +69,14 @@ type Connection struct {
 	Remote AuthConfig // what we require of the peer (swanctl remote{})
 	// PSK is the pre-shared key for Local.ID/Remote.ID (swanctl secrets.ike-*).
 	PSK Secret
+	// PSKFor, when set, looks the pre-shared key up by the identities of the IKE SA
+	// instead of using PSK (swanctl secrets: one ike-* section per peer), so that a
+	// connection with remote id %any serves many peers with a key each. The responder
+	// calls it at IKE_AUTH with the peer's IDi (RFC 7296 §2.15); the initiator with
+	// Remote.ID for its own AUTH and with the peer's IDr to verify the answer. ok false
+	// means no key for that pair: the IKE SA fails with AUTHENTICATION_FAILED. It must
+	// be safe to call from the family's goroutine (cmd/cygnetd: config.Config.PSK).
+	PSKFor func(local, remote Identity) (key Secret, ok bool)
 
 	Children []ChildConfig
 
@@ -573,7 +581,7 @@ func (c *Connection) Validate() error {
 	if c.Local.Auth != AuthPSK || c.Remote.Auth != AuthPSK {
 		return fmt.Errorf("connection %s: only psk authentication is implemented", c.Name)
 	}
-	if len(c.PSK) == 0 {
+	if len(c.PSK) == 0 && c.PSKFor == nil {
 		return fmt.Errorf("connection %s: psk authentication without a secret", c.Name)
 	}
 	if c.Local.ID.Type == IDAny {
@@ -616,4 +624,13 @@ func (c *Connection) Child(name string) (*ChildConfig, bool) {
 		}
 	}
 	return nil, false
+}
+
+// SecretFor returns the pre-shared key of an IKE SA between local and remote: PSKFor's
+// answer when it is set, otherwise PSK (RFC 7296 §2.15).
+func (c *Connection) SecretFor(local, remote Identity) (Secret, bool) {
+	if c.PSKFor != nil {
+		return c.PSKFor(local, remote)
+	}
+	return c.PSK, len(c.PSK) > 0
 }

@@ -86,8 +86,13 @@ func (f *Family) startAuth(ike *ikeSA) {
 		remote := cfg.Remote.ID
 		m.add(payload{typ: wire.PayloadIDr, id: &remote})
 	}
+	psk, ok := cfg.SecretFor(local, cfg.Remote.ID)
+	if !ok {
+		f.die(telemetry.ReasonAuthFailed, fmt.Errorf("no pre-shared key for %v - %v", local, cfg.Remote.ID))
+		return
+	}
 	octets := ikecrypto.SignedOctets(ike.prf, in.request, ike.nr, ike.keys.Pi, idBody(local))
-	m.add(payload{typ: wire.PayloadAUTH, auth: &authPayload{method: wire.AuthPSK, data: ikecrypto.SharedKeyAuth(ike.prf, cfg.PSK, octets)}})
+	m.add(payload{typ: wire.PayloadAUTH, auth: &authPayload{method: wire.AuthPSK, data: ikecrypto.SharedKeyAuth(ike.prf, psk, octets)}})
 	if cc != nil {
 		if c := f.newChild(cc); c != nil {
 			in.firstChild, in.child = cc.Name, c
@@ -131,7 +136,8 @@ func (f *Family) onAuthResponse(ike *ikeSA, m *message) {
 		return
 	}
 	octets := ikecrypto.SignedOctets(ike.prf, in.response, ike.ni, ike.keys.Pr, idBody(*idr.id))
-	if auth.auth.method != wire.AuthPSK || !ikecrypto.VerifySharedKeyAuth(ike.prf, f.cfg.PSK, octets, auth.auth.data) {
+	psk, ok := f.cfg.SecretFor(f.cfg.Local.ID, *idr.id)
+	if !ok || auth.auth.method != wire.AuthPSK || !ikecrypto.VerifySharedKeyAuth(ike.prf, psk, octets, auth.auth.data) {
 		f.emit(ExchangeDone{Exchange: telemetry.ExchangeIKEAuth, Role: telemetry.RoleInitiator, Outcome: telemetry.OutcomeRejected})
 		f.fatal(ike, telemetry.ReasonAuthFailed, errors.New("peer's AUTH payload does not verify"))
 		return
@@ -268,10 +274,14 @@ func (f *Family) onAuthRequest(ike *ikeSA, m *message) {
 		cfg = c
 		break
 	}
+	// The key is the one for this peer's IDi (PSKFor), not the connection's first.
 	var authOK bool
+	var psk Secret
 	if cfg != nil && auth.auth.method == wire.AuthPSK {
+		var ok bool
+		psk, ok = cfg.SecretFor(cfg.Local.ID, *idi.id)
 		octets := ikecrypto.SignedOctets(ike.prf, in.request, ike.nr, ike.keys.Pi, idBody(*idi.id))
-		authOK = ikecrypto.VerifySharedKeyAuth(ike.prf, cfg.PSK, octets, auth.auth.data)
+		authOK = ok && ikecrypto.VerifySharedKeyAuth(ike.prf, psk, octets, auth.auth.data)
 	}
 	if !authOK || (cfg.Childless == ChildlessNever && !m.has(wire.PayloadSA)) {
 		resp := &message{}
@@ -287,7 +297,7 @@ func (f *Family) onAuthRequest(ike *ikeSA, m *message) {
 	resp := &message{}
 	resp.add(payload{typ: wire.PayloadIDr, id: &local})
 	octets := ikecrypto.SignedOctets(ike.prf, in.response, ike.ni, ike.keys.Pr, idBody(local))
-	resp.add(payload{typ: wire.PayloadAUTH, auth: &authPayload{method: wire.AuthPSK, data: ikecrypto.SharedKeyAuth(ike.prf, cfg.PSK, octets)}})
+	resp.add(payload{typ: wire.PayloadAUTH, auth: &authPayload{method: wire.AuthPSK, data: ikecrypto.SharedKeyAuth(ike.prf, psk, octets)}})
 	if !m.has(wire.PayloadSA) {
 		f.finishAuthResponder(ike, m, resp)
 		return

@@ -22,7 +22,8 @@ import (
 //	                             ike esp dpd rekey overtime randtime child-rekey child-life
 //	                             child-rand mode childless frag fragsize encap psk start
 //	                             jitter tries timeout grace
-//	conn NODE key=value…         change NODE's connection "ab" (same keys, plus id, remote-id)
+//	conn NODE key=value…         change NODE's connection "ab" (same keys, plus id, remote-id,
+//	                             psk-for=ID/KEY,… for one key per peer identity)
 //	child NODE NAME local=CIDR remote=CIDR [esp= mode= start= rekey= life=]
 //	                             add a child definition to NODE's "ab"
 //	link SRC DST [loss= dup= reorder= delay= mtu=]
@@ -506,6 +507,23 @@ func applyConnOptions(c *ike.Connection, args []string) error {
 			c.Encap = v == "yes"
 		case "psk":
 			c.PSK = ike.Secret(v)
+		case "psk-for":
+			// psk-for=ID/KEY,ID/KEY: one key per peer identity (Connection.PSKFor).
+			keys := map[string]ike.Secret{}
+			for _, e := range strings.Split(v, ",") {
+				id, key, ok := strings.Cut(e, "/")
+				var pid ike.Identity
+				if pid, err = ike.ParseIdentity(id); err != nil || !ok {
+					err = fmt.Errorf("psk-for entry %q: want ID/KEY (%v)", e, err)
+					break
+				}
+				keys[pid.String()] = ike.Secret(key)
+			}
+			c.PSK = nil
+			c.PSKFor = func(_, remote ike.Identity) (ike.Secret, bool) {
+				k, ok := keys[remote.String()]
+				return k, ok
+			}
 		case "local-addrs":
 			c.LocalAddrs = nil
 			if v != "none" {
