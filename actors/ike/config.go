@@ -14,6 +14,11 @@ import (
 // swanctl-style YAML (reading files is not the core's job). Field names and defaults follow
 // strongSwan's swanctl.conf so that a configuration means the same thing to both.
 
+// Never, as the RekeyTime of a Connection or a ChildConfig, disables rekeying (swanctl
+// rekey_time = 0): any negative RekeyTime means the same. A zero RekeyTime is "unset"
+// and takes strongSwan's default.
+const Never time.Duration = -1
+
 // Defaults, as strongSwan 5.9 (swanctl.conf(5), strongswan.conf(5)).
 const (
 	DefaultIKERekeyTime   = 4 * time.Hour
@@ -88,7 +93,8 @@ type Connection struct {
 	// OverTime is how long after RekeyTime the IKE SA may live before it is closed hard.
 	// RandTime defaults to OverTime. ReauthTime is accepted for compatibility; cygnet
 	// never re-authenticates and rekeys instead: when RekeyTime is 0 and ReauthTime is
-	// set, the IKE SA is rekeyed at ReauthTime.
+	// set, the IKE SA is rekeyed at ReauthTime. RekeyTime Never: the IKE SA is never
+	// rekeyed and has no over time (it lives until deleted).
 	RekeyTime  time.Duration
 	OverTime   time.Duration
 	RandTime   time.Duration
@@ -139,6 +145,7 @@ type ChildConfig struct {
 
 	// RekeyTime: the Child SA is rekeyed at RekeyTime minus a random part of RandTime.
 	// LifeTime: hard expiry (default RekeyTime*1.1). RandTime default LifeTime-RekeyTime.
+	// RekeyTime Never: never rekeyed; it expires at LifeTime if set, else never.
 	// The byte and packet limits work alike (0 = no limit) and are enforced by the kernel,
 	// which reports them as ChildExpired events.
 	RekeyTime    time.Duration
@@ -490,15 +497,18 @@ func (c Connection) WithDefaults() Connection {
 	if c.RemotePort == 0 {
 		c.RemotePort = DefaultIKEPort
 	}
-	if c.RekeyTime == 0 && c.ReauthTime == 0 {
+	switch {
+	case c.RekeyTime < 0:
+		c.RekeyTime = Never
+	case c.RekeyTime == 0 && c.ReauthTime == 0:
 		c.RekeyTime = DefaultIKERekeyTime
-	} else if c.RekeyTime == 0 {
+	case c.RekeyTime == 0:
 		c.RekeyTime = c.ReauthTime
 	}
-	if c.OverTime == 0 {
+	if c.OverTime == 0 && c.RekeyTime > 0 {
 		c.OverTime = c.RekeyTime / 10
 	}
-	if c.RandTime == 0 {
+	if c.RandTime == 0 && c.RekeyTime > 0 {
 		c.RandTime = c.OverTime
 	}
 	if c.FragmentSize == 0 {
@@ -534,13 +544,16 @@ func (c Connection) WithDefaults() Connection {
 
 // WithDefaults returns a copy of c with every zero field set to strongSwan's default.
 func (c ChildConfig) WithDefaults() ChildConfig {
-	if c.RekeyTime == 0 {
+	switch {
+	case c.RekeyTime < 0:
+		c.RekeyTime = Never
+	case c.RekeyTime == 0:
 		c.RekeyTime = DefaultChildRekeyTime
 	}
-	if c.LifeTime == 0 {
+	if c.LifeTime == 0 && c.RekeyTime > 0 {
 		c.LifeTime = c.RekeyTime + c.RekeyTime/10
 	}
-	if c.RandTime == 0 && c.LifeTime > c.RekeyTime {
+	if c.RandTime == 0 && c.RekeyTime > 0 && c.LifeTime > c.RekeyTime {
 		c.RandTime = c.LifeTime - c.RekeyTime
 	}
 	if c.LifeBytes == 0 && c.RekeyBytes != 0 {

@@ -101,3 +101,24 @@ func TestValidate(t *testing.T) {
 		t.Errorf("secret prints %q", s)
 	}
 }
+
+// TestNeverRekey: swanctl's rekey_time = 0 ("never") is RekeyTime Never, apart from an
+// unset (zero) RekeyTime that takes the default.
+func TestNeverRekey(t *testing.T) {
+	c := ike.Connection{RekeyTime: ike.Never, Children: []ike.ChildConfig{{Name: "never", RekeyTime: ike.Never}, {Name: "unset"}, {Name: "life", RekeyTime: -5 * time.Second, LifeTime: time.Hour}}}.WithDefaults()
+	if c.RekeyTime != ike.Never || c.OverTime != 0 || c.RandTime != 0 {
+		t.Errorf("IKE never: rekey %v over %v rand %v", c.RekeyTime, c.OverTime, c.RandTime)
+	}
+	if ch := c.Children[0]; ch.RekeyTime != ike.Never || ch.LifeTime != 0 || ch.RandTime != 0 {
+		t.Errorf("child never: rekey %v life %v rand %v", ch.RekeyTime, ch.LifeTime, ch.RandTime)
+	}
+	if ch := c.Children[1]; ch.RekeyTime != ike.DefaultChildRekeyTime || ch.LifeTime != ike.DefaultChildRekeyTime*11/10 {
+		t.Errorf("child unset: rekey %v life %v", ch.RekeyTime, ch.LifeTime)
+	}
+	if ch := c.Children[2]; ch.RekeyTime != ike.Never || ch.LifeTime != time.Hour || ch.RandTime != 0 {
+		t.Errorf("child never with a lifetime: rekey %v life %v rand %v", ch.RekeyTime, ch.LifeTime, ch.RandTime)
+	}
+	if u := (ike.Connection{}).WithDefaults(); u.RekeyTime != ike.DefaultIKERekeyTime || u.OverTime != ike.DefaultIKERekeyTime/10 {
+		t.Errorf("IKE unset: rekey %v over %v", u.RekeyTime, u.OverTime)
+	}
+}
