@@ -95,7 +95,7 @@ func newManager(cfg Config, k kernel.Kernel, log *zap.Logger, rec telemetry.Reco
 		shutdownGrace: cfg.ShutdownGrace, workRetry: cfg.WorkRetry,
 	}
 	m.t = t
-	t.pool = workpool.New(workpool.Config{Workers: cfg.Workers, Queue: cfg.WorkQueue, OnPanic: func(r any) {
+	t.pool = workpool.New(workpool.Config{Workers: cfg.Workers, HighWater: cfg.WorkHighWater, MaxQueue: cfg.WorkMaxQueue, OnPanic: func(r any) {
 		log.Error("work panicked outside a family", zap.Any("panic", r))
 	}})
 	if fake != nil {

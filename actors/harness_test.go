@@ -210,6 +210,30 @@ func newHarness(t testing.TB, sync bool, s script, mod ...func(*Config)) *harnes
 	return h
 }
 
+// newHarnessSockets is newHarness with real UDP sockets on 127.0.0.1 (ephemeral ports)
+// and goroutine dispatch.
+func newHarnessSockets(t testing.TB, s script, mod ...func(*Config)) *harness {
+	t.Helper()
+	h := &harness{t: t, k: memkernel.New(memkernel.Options{}), sender: &fakeSender{}, rec: &telemetry.Tally{}, script: s}
+	cfg := DefaultConfig()
+	cfg.Connections = []*ike.Connection{testConn("gw")}
+	cfg.Connections[0].RemoteAddrs = nil // any peer, on any address
+	cfg.Connections[0].LocalAddrs = nil
+	cfg.Sockets.Addrs = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	cfg.Sockets.IKEPort, cfg.Sockets.NATTPort, cfg.Sockets.KernelESPInUDP = 0, 0, false
+	cfg.HalfOpenPerPeer = 0
+	cfg.ShutdownGrace = 100 * time.Millisecond
+	for _, f := range mod {
+		f(&cfg)
+	}
+	m, err := newManager(cfg, h.k, nil, h.rec, fakeCores{h}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.m = m
+	return h
+}
+
 // stop shuts the manager down and waits.
 func (h *harness) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -459,7 +459,7 @@ func TestPanickingWorkStopsItsFamilyOnly(t *testing.T) {
 
 func TestFullPoolDefersWorkAndRetries(t *testing.T) {
 	h := newHarness(t, false, peerScript(func(p *peer) { p.workRun = func() any { return 1 } }),
-		func(c *Config) { c.Workers, c.WorkQueue = 1, 1 })
+		func(c *Config) { c.Workers, c.WorkHighWater, c.WorkMaxQueue = 1, 1, 1 })
 	defer h.stop()
 	c, pid := h.establish(0x1111)
 	block := make(chan struct{})
@@ -540,7 +540,7 @@ func TestHalfOpenLimitsAndRelease(t *testing.T) {
 }
 
 func TestBusyPoolDropsNewIKESAs(t *testing.T) {
-	h := newHarness(t, true, nil, func(c *Config) { c.Workers, c.WorkQueue = 1, 2 })
+	h := newHarness(t, true, nil, func(c *Config) { c.Workers, c.WorkHighWater = 1, 1 })
 	defer h.stop()
 	block := make(chan struct{})
 	running := make(chan struct{})

@@ -11,7 +11,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestRunsJobsAndPostsResults(t *testing.T) {
-	p := New(Config{Workers: 2, Queue: 64})
+	p := New(Config{Workers: 2, MaxQueue: 64})
 	defer p.Close()
 	results := make(chan int, 64)
 	for i := range 64 {
@@ -29,7 +29,7 @@ func TestRunsJobsAndPostsResults(t *testing.T) {
 }
 
 func TestFullQueueRefusesWithoutBlocking(t *testing.T) {
-	p := New(Config{Workers: 1, Queue: 4, HighWater: 3})
+	p := New(Config{Workers: 1, MaxQueue: 4, HighWater: 3})
 	defer p.Close()
 	block := make(chan struct{})
 	running := make(chan struct{})
@@ -54,7 +54,7 @@ func TestFullQueueRefusesWithoutBlocking(t *testing.T) {
 
 func TestPanickingJobIsContained(t *testing.T) {
 	var got atomic.Value
-	p := New(Config{Workers: 1, Queue: 4, OnPanic: func(r any) { got.Store(r) }})
+	p := New(Config{Workers: 1, MaxQueue: 4, OnPanic: func(r any) { got.Store(r) }})
 	defer p.Close()
 	done := make(chan struct{})
 	p.TrySubmit(func() { panic("kex bug") })
@@ -66,7 +66,7 @@ func TestPanickingJobIsContained(t *testing.T) {
 }
 
 func TestCloseDropsQueuedRefusesNewAndWaitsForRunning(t *testing.T) {
-	p := New(Config{Workers: 1, Queue: 8})
+	p := New(Config{Workers: 1, MaxQueue: 8})
 	block := make(chan struct{})
 	running := make(chan struct{})
 	var ran atomic.Int32
@@ -91,6 +91,27 @@ func TestCloseDropsQueuedRefusesNewAndWaitsForRunning(t *testing.T) {
 	// Queued jobs may have run before Close took the lock; none after.
 	if ran.Load() > 5 {
 		t.Fatal("impossible count")
+	}
+}
+
+func TestFIFO(t *testing.T) {
+	p := New(Config{Workers: 1})
+	defer p.Close()
+	var got []int
+	done := make(chan struct{})
+	for i := range 10000 {
+		p.TrySubmit(func() {
+			got = append(got, i)
+			if i == 9999 {
+				close(done)
+			}
+		})
+	}
+	<-done
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("job %d ran as %d", v, i)
+		}
 	}
 }
 
