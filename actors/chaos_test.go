@@ -56,6 +56,29 @@ type chaosRun struct {
 	childKills map[string]int
 
 	kills, childKillCount, familyKillCount, panics, rekeys, deletes, initiates int
+
+	// Listings are refreshed every few steps (a listing of 20,000 families is not free);
+	// operations on families that ended meanwhile just fail.
+	steps      int
+	listA      []SA
+	listB      []SA
+	connBySPI  map[[2]ike.SPI]string
+	haveFamily map[string]bool
+}
+
+func (r *chaosRun) refresh() {
+	if r.listA != nil && r.steps%max(10, r.n/50) != 0 {
+		return
+	}
+	r.listA, r.listB = r.a.m.ListSAs(), r.b.m.ListSAs()
+	r.connBySPI = map[[2]ike.SPI]string{}
+	r.haveFamily = map[string]bool{}
+	for _, sa := range r.listA {
+		r.haveFamily[sa.Conn] = true
+		for _, i := range sa.IKE {
+			r.connBySPI[[2]ike.SPI{i.SPIi, i.SPIr}] = sa.Conn
+		}
+	}
 }
 
 func TestChaos(t *testing.T) {
@@ -144,11 +167,12 @@ func connName(i int) string { return fmt.Sprintf("c%04d", i) }
 // step performs one random operation.
 func (r *chaosRun) step() {
 	ctx := context.Background()
-	side := r.a
+	r.steps++
+	r.refresh()
+	side, sas := r.a, r.listA
 	if r.rng.IntN(2) == 0 {
-		side = r.b
+		side, sas = r.b, r.listB
 	}
-	sas := side.m.ListSAs()
 	if len(sas) == 0 {
 		r.initiateDown()
 		return
@@ -234,14 +258,7 @@ func (r *chaosRun) connOf(side *node, sa SA) string {
 	if len(sa.IKE) == 0 {
 		return ""
 	}
-	for _, x := range r.a.m.ListSAs() {
-		for _, i := range x.IKE {
-			if i.SPIi == sa.IKE[0].SPIi && i.SPIr == sa.IKE[0].SPIr {
-				return x.Conn
-			}
-		}
-	}
-	return ""
+	return r.connBySPI[[2]ike.SPI{sa.IKE[0].SPIi, sa.IKE[0].SPIr}]
 }
 
 // protected connections (every other one) only ever lose Child SAs, so that promise 1
@@ -262,7 +279,7 @@ func (r *chaosRun) disturb(conn string) {
 
 // recreateChild asks one of a's families that lost a Child SA for it again.
 func (r *chaosRun) recreateChild() {
-	sas := r.a.m.ListSAs()
+	sas := r.listA
 	if len(sas) == 0 {
 		return
 	}
@@ -283,13 +300,10 @@ func (r *chaosRun) recreateChild() {
 
 // initiateDown brings up a connection a has no family for.
 func (r *chaosRun) initiateDown() {
-	have := map[string]bool{}
-	for _, sa := range r.a.m.ListSAs() {
-		have[sa.Conn] = true
-	}
 	for range 5 {
 		c := connName(r.rng.IntN(r.n))
-		if !have[c] {
+		if !r.haveFamily[c] {
+			r.haveFamily[c] = true // initiated: not again before the next listing
 			r.disturb(c)
 			if r.a.m.Initiate(context.Background(), c, "") == nil {
 				r.initiates++
