@@ -167,6 +167,7 @@ func runCampaign(seed uint64, trace bool) (c *campaign) {
 		}
 	}()
 	c.w.OnEffect = c.onEffect
+	c.w.Mute = !trace
 	c.setup()
 	steps := 20 + c.r.IntN(40)
 	for c.steps = 1; c.steps <= steps && len(c.v) == 0; c.steps++ {
@@ -566,7 +567,10 @@ func (c *campaign) step() {
 	default:
 		d := pick(r,
 			time.Duration(r.IntN(2000))*time.Millisecond,
+			time.Duration(r.IntN(2000))*time.Millisecond,
 			time.Duration(r.IntN(30))*time.Second,
+			time.Duration(r.IntN(30))*time.Second,
+			time.Duration(30+r.IntN(200))*time.Second,
 			time.Duration(30+r.IntN(200))*time.Second,
 			time.Duration(2+r.IntN(25))*time.Minute)
 		c.begin(fmt.Sprintf("advance %v", d), nil, 0, false)
@@ -578,11 +582,11 @@ func (c *campaign) step() {
 // advance moves the clock in slices so that invariants are checked along the way.
 func (c *campaign) advance(d time.Duration) {
 	for d > 0 && len(c.v) == 0 {
-		s := min(d, 15*time.Second)
+		s := min(d, 30*time.Second)
 		c.w.Advance(s)
 		d -= s
 		c.flush()
-		c.check()
+		c.checkWaits()
 	}
 }
 
@@ -713,6 +717,14 @@ func (c *campaign) check() {
 	for _, s := range w.checkMsgIDs() {
 		c.violate("%s", s)
 	}
+	c.checkWaits()
+}
+
+// checkWaits runs after every step and every slice of an advance: every outstanding
+// request has a timer to end it and does not wait longer than the retransmission
+// schedule allows.
+func (c *campaign) checkWaits() {
+	w := c.w
 	for _, fh := range w.Families() {
 		if fh.Dead {
 			continue

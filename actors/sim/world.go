@@ -61,6 +61,9 @@ type World struct {
 	// History records, per IKE SA (node, SPIs), every message ID seen in snapshots, so
 	// that invariant checks can verify they never go backwards.
 	History map[string][2]uint32
+	// Mute discards what the world prints (Output stays empty): randomized runs that
+	// keep no trace save the formatting.
+	Mute bool
 	// OnEffect, when set, sees every effect of every family before it is carried out
 	// (the randomized runs track which event ended which SA with it).
 	OnEffect func(fh *Family, e ike.Effect)
@@ -165,7 +168,11 @@ func (w *World) Output() string {
 	return s
 }
 
-func (w *World) printf(format string, args ...any) { fmt.Fprintf(&w.out, format, args...) }
+func (w *World) printf(format string, args ...any) {
+	if !w.Mute {
+		fmt.Fprintf(&w.out, format, args...)
+	}
+}
 
 // Live returns the node's families that have not ended.
 func (n *Node) Live() []*Family {
