@@ -17,9 +17,16 @@
 // Family.F.Snapshot() (both ends' IKE and Child SAs, message IDs, outstanding
 // requests), Net (datagrams in flight, per-link loss/duplication/reordering/delay/MTU),
 // History (message IDs per IKE SA), Quiet, and Check/CheckQuiet (kernel vs Child SAs,
-// keys equal on both ends, message IDs never backwards, agreement once quiet).
-// random_test.go is a small randomized smoke test built that way: a failing seed prints
-// the script that replays it.
+// keys equal on both ends, message IDs never backwards, agreement once quiet), and
+// OnEffect to watch every effect as it happens.
+//
+// Randomized runs: campaign_test.go (TestRandom) is the campaign of issue 3 — a seed
+// picks a hub-and-spokes topology, suites, modes, identities, link conditions, commands
+// and faults, and the invariants are checked after every command and at the end
+// (2,000 seeds by default; -sim.seeds=N for more, in parallel over GOMAXPROCS; a
+// failing seed prints the one-line command that replays it with its event trace,
+// -sim.seed=N -v). random_test.go is an older smoke test over a single pair that prints
+// the script replaying a failing seed.
 package sim
 
 import (
