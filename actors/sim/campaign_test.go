@@ -294,6 +294,11 @@ func (c *campaign) setup() {
 			name, addr, spokeID, hubRemote, mode, p.children, ikeRekey, dpd, encap, childless, mtu)
 		c.pairs = append(c.pairs, p)
 	}
+	if r.IntN(5) == 0 {
+		// The hub is above its half-open threshold: COOKIEs for every new IKE SA (§2.6).
+		c.hub.Cookies = ike.NewCookies([]byte(fmt.Sprintf("campaign cookie secret %d", c.seed)))
+		c.logf("hub demands cookies\n")
+	}
 	w.AutoDeliver = true
 	// Who initiates: the spoke, the hub, or both at once.
 	for _, p := range c.pairs {
