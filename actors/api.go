@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,9 @@ type Manager struct {
 	traps    *trapTable
 	kevents  *kernel.Subscription
 	kwg      sync.WaitGroup
+
+	connMu sync.Mutex                 // serialises SetConnections
+	conns  map[string]*ike.Connection // the current definitions, by name
 
 	done      chan struct{} // closed when the manager actor has stopped
 	doneOnce  sync.Once
@@ -140,14 +144,12 @@ func newManager(cfg Config, k kernel.Kernel, log *zap.Logger, rec telemetry.Reco
 	go m.dispatchKernelEvents()
 	m.ready.Store(true)
 
+	m.conns = make(map[string]*ike.Connection, len(cfg.Connections))
+	for _, c := range cfg.Connections {
+		m.conns[c.Name] = c
+	}
 	if cfg.StartActions {
-		for _, c := range cfg.Connections {
-			if slices.ContainsFunc(c.Children, func(ch ike.ChildConfig) bool { return ch.StartAction == ike.ActionStart }) {
-				if err := m.Initiate(context.Background(), c.Name, ""); err != nil {
-					log.Warn("start action failed", zap.String("conn", c.Name), zap.Error(err))
-				}
-			}
-		}
+		m.startActions(cfg.Connections)
 	}
 	return m, nil
 }
@@ -351,36 +353,77 @@ func (m *Manager) ListSAs() []SA {
 // subscriber that falls behind loses events (Subscription.Lost).
 func (m *Manager) Subscribe(capacity int) *Subscription { return m.t.events.subscribe(capacity) }
 
-// SetConnections replaces the connection definitions used for new families. Families
-// of connections that disappeared are terminated; existing families keep the
-// definition they started with.
+// SetConnections replaces the connection definitions (reload). Connections that
+// disappeared or changed have their families terminated (DELETE sent) and their trap
+// policies removed; new and changed ones get their trap policies and, with
+// Config.StartActions, are initiated if a child starts by itself. Families of unchanged
+// connections are not touched.
 func (m *Manager) SetConnections(ctx context.Context, conns []*ike.Connection) error {
 	for _, c := range conns {
 		if err := c.Validate(); err != nil {
 			return fmt.Errorf("actors: connection %q: %w", c.Name, err)
 		}
 	}
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
 	if err := m.request(ctx, cmdConnections{conns: conns}); err != nil {
 		return err
 	}
-	keep := map[string]bool{}
+	next := make(map[string]*ike.Connection, len(conns))
+	var added []*ike.Connection
 	for _, c := range conns {
-		keep[c.Name] = true
+		next[c.Name] = c
+		if old, ok := m.conns[c.Name]; !ok || !reflect.DeepEqual(old, c) {
+			added = append(added, c)
+		}
 	}
-	var gone []string
-	m.t.reg.each(func(e *familyEntry) {
-		name := e.conn
-		if s := e.summary.Load(); s != nil && s.Conn != "" {
-			name = s.Conn
+	gone := map[string]bool{}
+	for name, old := range m.conns {
+		if c, ok := next[name]; !ok || !reflect.DeepEqual(old, c) {
+			gone[name] = true
 		}
-		if name != "" && !keep[name] {
-			gone = append(gone, name)
+	}
+	m.conns = next
+	if len(gone) > 0 {
+		var names []string
+		m.t.reg.each(func(e *familyEntry) {
+			name := e.conn
+			if s := e.summary.Load(); s != nil && s.Conn != "" {
+				name = s.Conn
+			}
+			if gone[name] {
+				names = append(names, name)
+			}
+		})
+		for _, name := range names {
+			_, _ = m.Terminate(Target{Conn: name})
 		}
-	})
-	for _, name := range gone {
-		_, _ = m.Terminate(Target{Conn: name})
+		kctx, cancel := context.WithTimeout(ctx, m.cfg.KernelTimeout)
+		for name := range gone {
+			m.traps.removeConn(kctx, m.t.kernel, name)
+		}
+		cancel()
+	}
+	kctx, cancel := context.WithTimeout(ctx, m.cfg.KernelTimeout)
+	defer cancel()
+	if err := m.traps.install(kctx, m.t.kernel, added); err != nil {
+		m.t.log.Warn("some trap policies could not be installed", zap.Error(err))
+	}
+	if m.cfg.StartActions {
+		m.startActions(added)
 	}
 	return nil
+}
+
+// startActions initiates the connections that have a child with start action "start".
+func (m *Manager) startActions(conns []*ike.Connection) {
+	for _, c := range conns {
+		if slices.ContainsFunc(c.Children, func(ch ike.ChildConfig) bool { return ch.StartAction == ike.ActionStart }) {
+			if err := m.Initiate(context.Background(), c.Name, ""); err != nil {
+				m.t.log.Warn("start action failed", zap.String("conn", c.Name), zap.Error(err))
+			}
+		}
+	}
 }
 
 // KillActor stops (or, with panic, makes panic) the named actor: "f<id>" is a family,

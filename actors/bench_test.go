@@ -115,6 +115,7 @@ func newPairWithKernels(t testing.TB, o pairOptions, ka, kb kernel.Kernel) (a, b
 		cfg.Sockets.IKEPort, cfg.Sockets.NATTPort = 0, 0
 		cfg.Sockets.KernelESPInUDP = false
 		cfg.HalfOpenPerPeer = 0
+		cfg.StartActions = false
 		if o.cfg != nil {
 			o.cfg(&cfg)
 		}

@@ -48,6 +48,7 @@ func newNode(t testing.TB, name string, addr netip.Addr, first kernel.SPI, o pai
 	cfg.HalfOpenPerPeer = 0
 	cfg.ShutdownGrace = 2 * time.Second
 	cfg.Chaos = true
+	cfg.StartActions = false // the tests initiate themselves
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}

@@ -705,3 +705,29 @@ func TestNATKeepalivesFollowTheFamily(t *testing.T) {
 		t.Fatalf("%d keepalive flows after the family ended", n)
 	}
 }
+
+func TestReloadStartsAddedAndEndsRemovedConnections(t *testing.T) {
+	h := newHarness(t, true, peerScript(nil))
+	defer h.stop()
+	gw := h.m.conns["gw"]
+	c0, _ := h.establish(0x1111)
+
+	auto := testConn("auto")
+	auto.Children[0].StartAction = ike.ActionStart
+	auto.Children[0].LocalTS = []ike.TrafficSelector{ike.TSFromPrefix(netip.MustParsePrefix("10.9.0.0/16"))}
+	if err := h.m.SetConnections(context.Background(), []*ike.Connection{gw, auto}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the added connection initiated", func() bool { return h.coreCount() == 2 && h.core(1).has("Initiate") })
+	if c0.has("Terminate") {
+		t.Fatal("an unchanged connection's family was touched by the reload")
+	}
+
+	if err := h.m.SetConnections(context.Background(), []*ike.Connection{auto}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the removed connection's family deleted", func() bool { return c0.has("Terminate") })
+	if h.core(1).has("Terminate") {
+		t.Fatal("the remaining connection's family was touched")
+	}
+}

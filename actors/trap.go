@@ -140,6 +140,23 @@ func (tt *trapTable) installChild(ctx context.Context, k kernel.Kernel, conn str
 	return nil
 }
 
+// removeConn deletes the trap policies of connection conn. A trap whose policy a Child
+// SA holds at the moment is forgotten: the Child SA's removal then deletes the policy.
+func (tt *trapTable) removeConn(ctx context.Context, k kernel.Kernel, conn string) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	for id, t := range tt.byPolicy {
+		if t.conn != conn {
+			continue
+		}
+		if p, err := k.GetPolicy(ctx, id); err == nil && p.Template.Reqid == t.policy.Template.Reqid {
+			_ = k.DeletePolicy(ctx, id)
+		}
+		delete(tt.byPolicy, id)
+		delete(tt.byReqid, t.policy.Template.Reqid)
+	}
+}
+
 // remove deletes every trap policy (shutdown).
 func (tt *trapTable) remove(ctx context.Context, k kernel.Kernel) {
 	tt.mu.Lock()
