@@ -97,7 +97,9 @@ type family struct {
 
 	core       core
 	responder  bool
-	conn       string // connection name, once known
+	conn       string          // connection name, once known
+	cfg        *ike.Connection // its definition, once known (close and DPD actions)
+	candidates []*ike.Connection
 	startedAt  time.Time
 	upOnce     bool // an IKE SA of this family was established at least once
 	stopReason telemetry.StopReason
@@ -221,6 +223,7 @@ func (f *family) startResponder(ctx actor.Context, m *startResponder) {
 	d := m.first
 	f.e = m.entry
 	f.responder = true
+	f.candidates = m.candidates
 	f.startedAt = f.t.now()
 	f.local, f.remote = d.Local, d.Remote
 	c, effs, err := f.t.cores.NewResponder(f.startedAt, m.candidates, f, f.t.ikeOpts,
@@ -241,7 +244,7 @@ func (f *family) startResponder(ctx actor.Context, m *startResponder) {
 
 func (f *family) startInitiator(ctx actor.Context, m *startInitiator) {
 	f.e = m.entry
-	f.conn = m.conn.Name
+	f.conn, f.cfg = m.conn.Name, m.conn
 	f.startedAt = f.t.now()
 	cd := m.conn.WithDefaults()
 	if len(cd.LocalAddrs) > 0 {
@@ -332,6 +335,10 @@ func (f *family) apply(ctx actor.Context, effs []ike.Effect) {
 			f.t.events.publish(Event{Kind: EventChildDown, Family: f.e.id, Conn: f.conn,
 				Child: ike.ChildInfo{Ref: e.Ref, Name: e.Name}, Reason: e.Reason})
 			dirty = true
+			if e.Reason == telemetry.ReasonDeleted && f.childAction(e.Name, func(c *ike.ChildConfig) ike.Action { return c.CloseAction }) == ike.ActionStart {
+				// swanctl close_action = start: the peer closed it, bring it back.
+				ctx.Send(ctx.Self(), ike.InitiateChild{Name: e.Name})
+			}
 		case ike.ChildFailed:
 			f.t.rec.ChildFailed(f.conn, e.Reason)
 			f.t.events.publish(Event{Kind: EventChildFailed, Family: f.e.id, Conn: f.conn,
@@ -357,6 +364,7 @@ func (f *family) apply(ctx actor.Context, effs []ike.Effect) {
 			f.logEffect(e)
 		case ike.FamilyDone:
 			f.t.rec.FamilyTeardown(e.Reason)
+			f.afterEnd(ctx, e.Reason)
 			reason := telemetry.StopNormal
 			if e.Err != nil {
 				reason = telemetry.StopFailure
@@ -375,6 +383,37 @@ func (f *family) apply(ctx actor.Context, effs []ike.Effect) {
 	}
 }
 
+// childAction returns an action of the child definition name (ActionNone if unknown).
+func (f *family) childAction(name string, which func(*ike.ChildConfig) ike.Action) ike.Action {
+	if f.cfg == nil {
+		return ike.ActionNone
+	}
+	if c, ok := f.cfg.Child(name); ok {
+		return which(c)
+	}
+	return ike.ActionNone
+}
+
+// afterEnd asks the manager to bring the connection back when its definition says so:
+// the peer was found dead (dpd_action = start) or closed the IKE SA (close_action =
+// start on any child). A shutdown or an operator's terminate brings nothing back.
+func (f *family) afterEnd(ctx actor.Context, reason string) {
+	if f.cfg == nil || f.shutdown != nil || reason == telemetry.ReasonTerminated {
+		return
+	}
+	var children []string
+	for i := range f.cfg.Children {
+		ch := &f.cfg.Children[i]
+		if (reason == telemetry.ReasonTimeout && ch.DPDAction == ike.ActionStart) ||
+			(reason == telemetry.ReasonDeleted && ch.CloseAction == ike.ActionStart) {
+			children = append(children, ch.Name)
+		}
+	}
+	if len(children) > 0 {
+		ctx.Send(ctx.Parent(), restartConn{conn: f.cfg.Name, children: children})
+	}
+}
+
 func (f *family) stop(ctx actor.Context, reason telemetry.StopReason) {
 	if f.stopReason == "" {
 		f.stopReason = reason
@@ -386,6 +425,14 @@ func (f *family) established(ctx actor.Context, e ike.Established) {
 	info := e.IKE
 	if f.conn == "" {
 		f.conn = info.Name
+	}
+	if f.cfg == nil {
+		for _, c := range f.candidates {
+			if c.Name == info.Name {
+				f.cfg = c
+			}
+		}
+		f.candidates = nil
 	}
 	f.local, f.remote = info.Local, info.Remote
 	f.t.rec.IKESAEstablished(f.conn)

@@ -47,6 +47,13 @@ type cmdKill struct {
 }
 type cmdConnections struct{ conns []*ike.Connection }
 type acquireMsg struct{ ev kernel.Event }
+
+// restartConn asks for a connection to be initiated again (its family ended and its
+// dpd_action or close_action says start).
+type restartConn struct {
+	conn     string
+	children []string
+}
 type cookieTick struct{ gen uint64 }
 
 // reply answers a command sent with RequestFuture.
@@ -95,6 +102,8 @@ func (m *manager) receive(ctx actor.Context) {
 		ctx.Respond(reply{m.initiate(ctx, msg.conn, msg.child, nil)})
 	case acquireMsg:
 		m.acquire(ctx, msg.ev)
+	case restartConn:
+		m.restart(ctx, msg)
 	case cmdConnections:
 		m.setConnections(msg.conns)
 		ctx.Respond(reply{})
@@ -330,6 +339,23 @@ func (m *manager) establishedFamily(conn string) *familyEntry {
 		}
 	})
 	return found
+}
+
+// restart brings a connection back with the children whose dpd_action or
+// close_action says so, in one new initiator family.
+func (m *manager) restart(ctx actor.Context, r restartConn) {
+	c, ok := m.byName[r.conn]
+	if m.shutting || !ok {
+		return
+	}
+	e := m.newEntry(r.conn)
+	m.spawn(ctx, e, &startInitiator{entry: e, conn: c, first: ike.InitiateChild{Name: r.children[0]}})
+	if pid := e.pid.Load(); pid != nil {
+		for _, name := range r.children[1:] {
+			ctx.Send(pid, ike.InitiateChild{Name: name})
+		}
+	}
+	m.t.log.Info("connection restarted", zap.String("conn", r.conn), zap.Strings("children", r.children))
 }
 
 // acquire handles a kernel acquire: traffic hit the trap policy of a child (start

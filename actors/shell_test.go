@@ -124,6 +124,8 @@ func (p *peer) step(c *fakeCore, now time.Time, ev ike.Event) []ike.Effect {
 		}
 	case ike.Terminate:
 		out = append(out, del, ike.FamilyDone{Reason: telemetry.ReasonTerminated})
+	case ike.RekeyIKE: // (the tests use it to play "the peer stopped answering")
+		out = append(out, ike.FamilyDone{Reason: telemetry.ReasonTimeout})
 	}
 	p.snapshot(c)
 	return out
@@ -729,5 +731,23 @@ func TestReloadStartsAddedAndEndsRemovedConnections(t *testing.T) {
 	eventually(t, "the removed connection's family deleted", func() bool { return c0.has("Terminate") })
 	if h.core(1).has("Terminate") {
 		t.Fatal("the remaining connection's family was touched")
+	}
+}
+
+func TestDeadPeerRestartsTheConnection(t *testing.T) {
+	h := newHarness(t, true, peerScript(nil), func(c *Config) {
+		c.Connections[0].Children[0].DPDAction = ike.ActionStart
+	})
+	defer h.stop()
+	_, pid := h.establish(0x1111)
+	h.send(pid, ike.RekeyIKE{}) // the scripted core: peer unreachable
+	eventually(t, "a new initiator family for the connection", func() bool {
+		return h.coreCount() == 2 && h.core(1).has("InitiateChild net")
+	})
+	// An operator's terminate brings nothing back.
+	h.send(h.firstFamily(), ike.Terminate{})
+	eventually(t, "the family gone", func() bool { return h.m.Stats().Families == 0 })
+	if h.coreCount() != 2 {
+		t.Fatal("a terminated connection was restarted")
 	}
 }
