@@ -237,6 +237,14 @@ func (f *Family) onInitResponse(ike *ikeSA, p PacketReceived) {
 		if len(n.data) == 2 {
 			want = wire.TransformID(binary.BigEndian.Uint16(n.data))
 		}
+		if want == in.group && in.keRetry > 0 {
+			// A stale copy of the answer we already followed (a duplicate, or the
+			// answer to a retransmission of the request before the retry): it says
+			// nothing about the current request and must not start the grace period
+			// (found by randomized runs, seed 526).
+			f.drop(telemetry.DropUnauthNotify, "INVALID_KE_PAYLOAD for the group in use")
+			return
+		}
 		if want != in.group && slices.Contains(proposal.KEGroups(in.offered), want) && in.keRetry < maxInvalidKERetries {
 			in.keRetry++
 			in.group = want
