@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"encoding/binary"
 	"errors"
@@ -222,6 +223,14 @@ func (f *Family) onInitResponse(ike *ikeSA, p PacketReceived) {
 	in := ike.init
 	f.noteNotifies(m)
 	if n := m.getNotify(wire.NotifyCookie); n != nil && !m.has(wire.PayloadSA) {
+		if in.cookie != nil && bytes.Equal(in.cookie, n.data) {
+			// The cookie we already send: a duplicate of the challenge we answered.
+			// Sending IKE_SA_INIT again would give the responder two different first
+			// messages, and the AUTH payloads would not verify (RFC 7296 §2.15; found
+			// by randomized runs, seed 12642).
+			f.drop(telemetry.DropUnauthNotify, "COOKIE already answered")
+			return
+		}
 		if in.cookies >= maxCookieRetries {
 			f.drop(telemetry.DropUnauthNotify, "COOKIE again")
 			return
