@@ -43,7 +43,7 @@ var (
 var pinnedSeeds = []uint64{
 	224, 794, // a replaced Child SA hard-expired while its DELETE was queued: the peer kept its half
 	140, 1714, // a Child SA hard-expired while its rekey was in flight: its DELETE was forgotten
-	526, // a stale duplicate INVALID_KE_PAYLOAD started the grace period during the retry
+	526,                 // a stale duplicate INVALID_KE_PAYLOAD started the grace period during the retry
 	12642, 10068, 13643, // a duplicated COOKIE made the initiator send two different first messages
 }
 
