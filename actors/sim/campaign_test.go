@@ -117,6 +117,9 @@ type cpair struct {
 	spokeConn, hubConn string
 	children           []string
 	dpd                bool
+	// ended: a family of this pair ended; an IKE SA it was rekeying to may live on
+	// at the peer (whose SPIs it never learned) until a liveness check.
+	ended bool
 }
 
 type campaign struct {
@@ -353,6 +356,23 @@ func (c *campaign) ended(fh *Family) {
 	for _, i := range fh.F.Snapshot().IKE {
 		c.gone[[2]ike.SPI{i.SPIi, i.SPIr}] = true
 	}
+	if p := c.pairOf(fh); p != nil {
+		p.ended = true
+	}
+}
+
+// pairOf finds the pair a family belongs to, by its connection.
+func (c *campaign) pairOf(fh *Family) *cpair {
+	s := fh.F.Snapshot()
+	if len(s.IKE) == 0 {
+		return nil
+	}
+	for _, p := range c.pairs {
+		if s.IKE[0].Name == p.spokeConn || s.IKE[0].Name == p.hubConn {
+			return p
+		}
+	}
+	return nil
 }
 
 // begin records the command about to run.
@@ -844,6 +864,15 @@ func (c *campaign) final() {
 		}
 		if len(names) > 2 {
 			c.violate("quiet: IKE SA %v held by %v", k, names)
+			continue
+		}
+		var holder *Family
+		for _, fh := range w.Families() {
+			if fh.Name() == names[0] {
+				holder = fh
+			}
+		}
+		if p := c.pairOf(holder); p != nil && p.ended && !p.dpd {
 			continue
 		}
 		if c.gone[k] {
