@@ -189,7 +189,10 @@ func (f *Family) addNATD(m *message, ike *ikeSA, request bool) {
 	}
 	src := natdHash(ike.spiI, spiR, ike.local)
 	if f.cfg.Encap {
-		src = f.randBytes(sha1.Size)
+		if ike.fakeNATDSrc == nil {
+			ike.fakeNATDSrc = f.randBytes(sha1.Size)
+		}
+		src = ike.fakeNATDSrc
 	}
 	m.addNotify(wire.NotifyNATDetectionSourceIP, src)
 	m.addNotify(wire.NotifyNATDetectionDestinationIP, natdHash(ike.spiI, spiR, ike.remote))

@@ -23,6 +23,10 @@ type ikeSA struct {
 	announced  bool // Established was emitted
 	closed     bool // IKEClosed was emitted (or it never was established)
 	routed     bool // RouteSPI was emitted for localSPI
+	// fakeNATDSrc is the deliberately wrong NAT_DETECTION_SOURCE_IP hash of Encap,
+	// drawn once so that a COOKIE or INVALID_KE retry keeps every other payload
+	// unchanged (RFC 7296 §2.6).
+	fakeNATDSrc []byte
 
 	suite  ikecrypto.IKESuite
 	prf    *ikecrypto.PRF
