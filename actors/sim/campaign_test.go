@@ -852,7 +852,9 @@ func (c *campaign) final() {
 			continue
 		}
 		for _, i := range fh.F.Snapshot().IKE {
-			if i.State == ike.IKEStateConnecting {
+			if i.State == ike.IKEStateConnecting || i.State == ike.IKEStateRekeyed {
+				// Half-open, or replaced and waiting for its DELETE (from the peer, or
+				// ours once oldIKELinger runs out): not yet agreed on, on a timer.
 				continue
 			}
 			sides[key{i.SPIi, i.SPIr}] = append(sides[key{i.SPIi, i.SPIr}], fh.Name())
