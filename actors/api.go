@@ -251,20 +251,37 @@ func (m *Manager) Initiate(ctx context.Context, conn, child string) error {
 }
 
 // Target selects SAs for Terminate and Rekey. Exactly one of Conn, Family, IKESPI and
-// ChildSPI should be set; Child narrows Conn or Family to the Child SAs of that name.
+// ChildSPI should be set; Child narrows Conn or Family to the Child SAs of that name,
+// ChildRef narrows Family to one Child SA. Family (with or without ChildRef) is found
+// directly; the other selectors scan the listing.
 type Target struct {
 	Conn     string
 	Family   kernel.FamilyID
 	IKESPI   ike.SPI // either SPI of an IKE SA
 	Child    string
-	ChildSPI uint32 // either ESP SPI of a Child SA
+	ChildSPI uint32       // either ESP SPI of a Child SA
+	ChildRef ike.ChildRef // with Family
 }
 
-func (tg Target) childLevel() bool { return tg.Child != "" || tg.ChildSPI != 0 }
+func (tg Target) childLevel() bool { return tg.Child != "" || tg.ChildSPI != 0 || tg.ChildRef != 0 }
 
-// select returns the families and, for child-level targets, the Child SA refs chosen.
+// selectSAs returns the families and, for child-level targets, the Child SA refs chosen.
 func (m *Manager) selectSAs(tg Target) map[*familyEntry][]ike.ChildRef {
 	out := map[*familyEntry][]ike.ChildRef{}
+	if tg.Family != 0 {
+		e := m.t.reg.get(tg.Family)
+		if e == nil {
+			return out
+		}
+		switch {
+		case tg.ChildRef != 0:
+			out[e] = []ike.ChildRef{tg.ChildRef}
+			return out
+		case !tg.childLevel():
+			out[e] = nil
+			return out
+		}
+	}
 	m.t.reg.each(func(e *familyEntry) {
 		s := e.summary.Load()
 		match := false

@@ -61,8 +61,12 @@ type shutdownFamily struct{}
 // familyKernelEvent is a kernel event for an SA the family owns.
 type familyKernelEvent struct{ ev kernel.Event }
 
-// halfOpenDone tells the manager that a responder family is no longer half-open.
-type halfOpenDone struct{ e *familyEntry }
+// halfOpenDone tells the manager that a responder family is no longer half-open, and
+// which connection IKE_AUTH chose.
+type halfOpenDone struct {
+	e    *familyEntry
+	conn string
+}
 
 type deadlineTick struct{ gen uint64 }
 type workRetryTick struct{ gen uint64 }
@@ -378,8 +382,8 @@ func (f *family) apply(ctx actor.Context, effs []ike.Effect) {
 			return
 		}
 	}
-	if dirty {
-		f.publishSummary()
+	if dirty || f.e.summary.Load() == nil {
+		f.publishSummary() // (a new family is listed from its first Step on)
 	}
 }
 
@@ -442,7 +446,7 @@ func (f *family) established(ctx actor.Context, e ike.Established) {
 		role := telemetry.RoleInitiator
 		if f.responder {
 			role = telemetry.RoleResponder
-			ctx.Send(ctx.Parent(), halfOpenDone{f.e})
+			ctx.Send(ctx.Parent(), halfOpenDone{f.e, f.conn})
 		}
 		f.t.rec.HandshakeDone(role, f.t.now().Sub(f.startedAt))
 	}

@@ -69,6 +69,7 @@ type manager struct {
 	byName map[string]*ike.Connection
 
 	nextID   kernel.FamilyID
+	byConn   map[string]map[*familyEntry]struct{} // families by connection, once known
 	halfOpen int
 	perPeer  map[netip.Addr]int
 
@@ -95,6 +96,7 @@ func (m *manager) receive(ctx actor.Context) {
 			m.armCookieRotation(ctx)
 		}
 	case halfOpenDone:
+		m.index(msg.e, msg.conn)
 		m.releaseHalfOpen(msg.e)
 	case *actor.Terminated:
 		m.familyTerminated(ctx, msg.Who)
@@ -212,7 +214,26 @@ func (m *manager) newEntry(conn string) *familyEntry {
 	m.nextID++
 	e := &familyEntry{id: m.nextID, conn: conn}
 	m.t.reg.add(e)
+	m.index(e, conn)
 	return e
+}
+
+// index files e under its connection (an initiator's at spawn, a responder's once
+// IKE_AUTH named it).
+func (m *manager) index(e *familyEntry, conn string) {
+	if conn == "" || e.indexedAs != "" {
+		return
+	}
+	e.indexedAs = conn
+	if m.byConn == nil {
+		m.byConn = map[string]map[*familyEntry]struct{}{}
+	}
+	set := m.byConn[conn]
+	if set == nil {
+		set = map[*familyEntry]struct{}{}
+		m.byConn[conn] = set
+	}
+	set[e] = struct{}{}
 }
 
 // spawn starts a family and sends it its start message before publishing its PID, so
@@ -288,6 +309,12 @@ func (m *manager) familyTerminated(ctx actor.Context, who *actor.PID) {
 // forget drops everything the manager holds for a family.
 func (m *manager) forget(e *familyEntry) {
 	m.releaseHalfOpen(e)
+	if set := m.byConn[e.indexedAs]; set != nil {
+		delete(set, e)
+		if len(set) == 0 {
+			delete(m.byConn, e.indexedAs)
+		}
+	}
 	m.t.routes.dropFamily(e)
 	e.pid.Store(nil) // a dead PID pins the dead actor's memory
 	m.t.reg.remove(e.id)
@@ -328,17 +355,13 @@ func (m *manager) initiate(ctx actor.Context, conn, child string, first ike.Even
 
 // establishedFamily returns a family of conn with an established IKE SA.
 func (m *manager) establishedFamily(conn string) *familyEntry {
-	var found *familyEntry
-	m.t.reg.each(func(e *familyEntry) {
-		if found != nil {
-			return
-		}
-		if s := e.summary.Load(); s != nil && s.Conn == conn && len(s.IKE) > 0 &&
+	for e := range m.byConn[conn] {
+		if s := e.summary.Load(); s != nil && len(s.IKE) > 0 &&
 			s.IKE[0].State != ike.IKEStateConnecting && s.IKE[0].State != ike.IKEStateDeleting && s.IKE[0].State != ike.IKEStateDead {
-			found = e
+			return e
 		}
-	})
-	return found
+	}
+	return nil
 }
 
 // restart brings a connection back with the children whose dpd_action or

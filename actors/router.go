@@ -30,9 +30,10 @@ type familyEntry struct {
 	panicked atomic.Bool
 
 	// Manager-owned (touched only in the manager's turn).
-	conn     string  // connection name if known at spawn (initiator)
-	initKey  initKey // responder: the IKE_SA_INIT that created it
-	halfOpen bool    // counted in the half-open totals
+	conn      string  // connection name if known at spawn (initiator); never changes
+	indexedAs string  // the manager's byConn key
+	initKey   initKey // responder: the IKE_SA_INIT that created it
+	halfOpen  bool    // counted in the half-open totals
 
 	mu   sync.Mutex
 	spis []ike.SPI // routes held, for removal on termination

@@ -534,7 +534,7 @@ func TestHalfOpenLimitsAndRelease(t *testing.T) {
 		}
 	})
 	h.send(first.pid.Load(), ike.Initiate{}) // (the scripted core ignores it)
-	h.m.t.sys.Root.Send(h.m.pid, halfOpenDone{first})
+	h.m.t.sys.Root.Send(h.m.pid, halfOpenDone{first, "gw"})
 	h.inject(ikeInit(0x2000))
 	if h.coreCount() != 3 || h.m.Stats().HalfOpen != 2 {
 		t.Fatalf("%d families, %d half-open", h.coreCount(), h.m.Stats().HalfOpen)
