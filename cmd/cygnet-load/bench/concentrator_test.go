@@ -83,7 +83,10 @@ type Results struct {
 	Reestablish []ReestResult `json:"reestablish"`
 	Flood       []FloodResult `json:"flood"`
 	Errors      []string      `json:"errors"`
-	out         string
+	// LoadAvg is /proc/loadavg after each step: the machine is shared, and other
+	// work on it shows in every number here.
+	LoadAvg []string `json:"loadavg"`
+	out     string
 }
 
 // Machine says where the numbers come from.
@@ -413,10 +416,21 @@ func measureSetup(t *testing.T, e *env, kind string, res *Results) SetupResult {
 	if res.Floor.ResponderX25519us > 0 {
 		out.CPUTimesFloor = out.CPUus / res.Floor.ResponderX25519us
 	}
-	if rep.Established != uint64(n) {
-		t.Errorf("%s: %d of %d IKE SAs established (%v)", kind, rep.Established, n, rep.Failures)
-	}
+	shortfall(t, kind, rep.Established, n, rep.Failures)
 	return out
+}
+
+// shortfall reports IKE SAs that did not come up: a failure for cygnet's responders,
+// a result for charon (measured "as far as it goes").
+func shortfall(t *testing.T, kind string, got uint64, want int, why map[string]uint64) {
+	if got == uint64(want) {
+		return
+	}
+	if strings.HasPrefix(kind, "charon") {
+		t.Logf("%s: %d of %d IKE SAs established (%v)", kind, got, want, why)
+		return
+	}
+	t.Errorf("%s: %d of %d IKE SAs established (%v)", kind, got, want, why)
 }
 
 // profileSetup repeats a (smaller) setup run with perf recording the responder.
@@ -452,6 +466,10 @@ func profileSetup(t *testing.T, e *env, kind, outDir string) Profile {
 			if l == "" || strings.HasPrefix(l, "#") {
 				continue
 			}
+			// perf pads every line with empty sort columns ("-      -").
+			l = strings.TrimRight(l, " ")
+			l = strings.TrimRight(strings.TrimSuffix(strings.TrimSuffix(l, "-"), " "), " ")
+			l = strings.TrimRight(strings.TrimSuffix(l, "-"), " ")
 			keep = append(keep, l)
 		}
 		return strings.Join(keep, "\n")
@@ -555,9 +573,7 @@ func measureScale(t *testing.T, e *env, kind string, n int) ScaleResult {
 		t.Fatal(err)
 	}
 	out.Lost, out.Losses, out.DeleteSeconds, out.Deleted = rep.Lost, rep.Losses, rep.DeleteSeconds, rep.Deleted
-	if out.Established != uint64(n) {
-		t.Errorf("%s: %d of %d IKE SAs established (%v)", kind, out.Established, n, setup.Failures)
-	}
+	shortfall(t, kind, out.Established, n, setup.Failures)
 	return out
 }
 

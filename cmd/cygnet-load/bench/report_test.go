@@ -9,10 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // write saves results.json and results.md (markdown tables for docs/benchmarks.md).
 func (r *Results) write(t *testing.T) {
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		r.LoadAvg = append(r.LoadAvg, fmt.Sprintf("%s after %d steps: %s", time.Now().UTC().Format("15:04:05"),
+			len(r.Setup)+len(r.Profiles)+len(r.Scale)+len(r.Reestablish)+len(r.Flood), strings.TrimSpace(string(b))))
+	}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		t.Errorf("results: %v", err)
@@ -85,6 +90,16 @@ func (r *Results) markdown() string {
 				s.Legit, s.LegitEst, s.LegitFailed, s.LegitCookies, s.Latency.P50ms, s.Latency.P99ms, s.MaxHalfOpen,
 				s.RSSBeforeMiB, s.RSSMaxMiB, s.CPUPct)
 		}
+	}
+	if len(r.Errors) > 0 {
+		p("")
+		for _, e := range r.Errors {
+			p("- %s", e)
+		}
+	}
+	if len(r.LoadAvg) > 0 {
+		p("")
+		p("Load average (1, 5, 15 min) during the run: %s … %s", r.LoadAvg[0], r.LoadAvg[len(r.LoadAvg)-1])
 	}
 	for _, pr := range r.Profiles {
 		p("")
