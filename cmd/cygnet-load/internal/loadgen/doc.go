@@ -23,5 +23,6 @@
 //     Responder or Flood returns, every goroutine it started has ended and every
 //     socket is closed.
 //   - Malformed datagrams are counted and dropped (ike.Peek, then the core's own
-//     checks); nothing a peer sends can panic the loops.
+//     checks). A panic inside the core ends that family only, counted with the panic
+//     as its reason, and the load goes on.
 package loadgen

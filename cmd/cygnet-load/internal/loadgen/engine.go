@@ -410,6 +410,13 @@ func (sh *shard) step(fm *fam, ev ike.Event) {
 	if fm.dead {
 		return
 	}
+	defer func() {
+		// A panic in the core is a bug to report, not a reason to stop the load: the
+		// family ends with the panic as its reason and everything else goes on.
+		if p := recover(); p != nil && !fm.dead {
+			sh.end(fm, ike.FamilyDone{Reason: fmt.Sprintf("core panic: %v", p)})
+		}
+	}()
 	effects := fm.f.Step(time.Now(), ev)
 	if fm.trace != nil {
 		fm.trace(ev, effects)

@@ -223,3 +223,23 @@ func TestLoopbackSetupTimeout(t *testing.T) {
 			rep.Stopped, rep.Launched, rep.Established)
 	}
 }
+
+type panicWriter struct{}
+
+func (panicWriter) Write([]byte) (int, error) { panic("injected") }
+
+// A panic while stepping a family (here injected through the trace hook) ends that
+// family alone, counted with the panic as its reason; the others are unaffected.
+func TestLoopbackPanicEndsOneFamily(t *testing.T) {
+	t.Parallel()
+	r := newLoopbackResponder(t, nil)
+	cfg := loopbackConfig(r, 5)
+	cfg.Trace, cfg.TraceFirst = panicWriter{}, 1
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Established != 4 || rep.Failed != 1 || rep.Failures["core panic: injected"] != 1 {
+		t.Fatalf("established %d failed %d by %v; want 4 and one core panic", rep.Established, rep.Failed, rep.Failures)
+	}
+}

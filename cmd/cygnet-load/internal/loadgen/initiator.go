@@ -520,8 +520,8 @@ func (in *initiator) startFamily(sh *shard, n int) {
 				fmt.Fprintf(&b, "    #%d -> %v\n", n, e)
 			}
 			traceMu.Lock()
+			defer traceMu.Unlock()
 			_, _ = io.WriteString(in.cfg.Trace, b.String())
-			traceMu.Unlock()
 		}
 	}
 	sh.step(fm, ike.Initiate{})
