@@ -369,8 +369,12 @@ func charonTuning(o respOpts) string {
 	if block == 0 {
 		block = 1000000
 	}
-	return fmt.Sprintf("  ikesa_table_size = 65536\n  ikesa_table_segments = 64\n  threads = 32\n"+
-		"  block_threshold = %d\n  install_routes = no\n  init_limit_half_open = 0", block)
+	cookieIP := 1000000 // cookie_threshold_ip (5.9.8, default 3 per address): only where cookies are wanted
+	if o.cookieThreshold > 0 {
+		cookieIP = 3
+	}
+	return fmt.Sprintf("  ikesa_table_size = 65536\n  ikesa_table_segments = 64\n  threads = "+strconv.Itoa(*flagCharonThreads)+"\n"+
+		"  block_threshold = %d\n  cookie_threshold_ip = %d\n  install_routes = no\n  init_limit_half_open = 0", block, cookieIP)
 }
 
 func startCharon(t *testing.T, e *env, o respOpts) *charonResponder {
