@@ -35,6 +35,8 @@ test: test-deps vm-prep build test-go
 test-go:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 30m $(PKGS)
+	# the actor tree and its chaos tests, and the core, again under the race detector
+	$(GO) test -count=1 -race -timeout 20m ./actors/...
 
 # fuzz runs every Fuzz target of the module for FUZZTIME each.
 fuzz:
