@@ -94,11 +94,12 @@ func newManager(cfg Config, k kernel.Kernel, log *zap.Logger, rec telemetry.Reco
 	m := &Manager{cfg: cfg, done: make(chan struct{}), traps: newTrapTable()}
 	t := &tree{
 		kernel: k, log: log, rec: rec, now: cfg.Now, cores: cores, ikeOpts: cfg.IKE,
-		routes: newRouter(), reg: newRegistry(), events: newEventHub(), traps: m.traps,
+		routes: newRouter(), reg: newRegistry(), events: newEventHub(), traps: m.traps, policies: newPolicyTable(),
 		hooks: recorderHooks{rec}, kernelTimeout: cfg.KernelTimeout, familyQueue: int32(cfg.FamilyQueue),
 		shutdownGrace: cfg.ShutdownGrace, workRetry: cfg.WorkRetry,
 	}
 	m.t = t
+	m.traps.bind(t)
 	t.pool = workpool.New(workpool.Config{Workers: cfg.Workers, HighWater: cfg.WorkHighWater, MaxQueue: cfg.WorkMaxQueue, OnPanic: func(r any) {
 		log.Error("work panicked outside a family", zap.Any("panic", r))
 	}})
@@ -125,7 +126,7 @@ func newManager(cfg Config, k kernel.Kernel, log *zap.Logger, rec telemetry.Reco
 	t.childProps = actorkit.Props(newChildProducer(t), log, actorkit.Options{Kind: string(telemetry.ActorChild), Dispatcher: cfg.Dispatcher, Hooks: t.hooks, Inline: true})
 	m.janitor = newJanitor(t)
 
-	if err := m.traps.install(ctx, k, cfg.Connections); err != nil {
+	if err := m.traps.install(cfg.Connections); err != nil {
 		log.Warn("some trap policies could not be installed", zap.Error(err))
 	}
 
@@ -415,15 +416,11 @@ func (m *Manager) SetConnections(ctx context.Context, conns []*ike.Connection) e
 		for _, name := range names {
 			_, _ = m.Terminate(Target{Conn: name})
 		}
-		kctx, cancel := context.WithTimeout(ctx, m.cfg.KernelTimeout)
 		for name := range gone {
-			m.traps.removeConn(kctx, m.t.kernel, name)
+			m.traps.removeConn(name)
 		}
-		cancel()
 	}
-	kctx, cancel := context.WithTimeout(ctx, m.cfg.KernelTimeout)
-	defer cancel()
-	if err := m.traps.install(kctx, m.t.kernel, added); err != nil {
+	if err := m.traps.install(added); err != nil {
 		m.t.log.Warn("some trap policies could not be installed", zap.Error(err))
 	}
 	if m.cfg.StartActions {
@@ -495,9 +492,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 	m.janitor.wait()
-	kctx, cancel := context.WithTimeout(context.Background(), m.cfg.KernelTimeout)
-	m.traps.remove(kctx, m.t.kernel)
-	cancel()
+	m.traps.remove()
 	m.closeResources()
 	return nil
 }

@@ -157,6 +157,17 @@ func TestChaos(t *testing.T) {
 	}
 }
 
+// tallyWithout drops the per-connection lines of a Tally's text.
+func tallyWithout(text string, prefixes ...string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(text, "\n") {
+		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(line, p) }) {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
+}
+
 func connName(i int) string { return fmt.Sprintf("c%04d", i) }
 
 // bringUp initiates every connection, at most bringUpWindow at a time (a concentrator
@@ -171,6 +182,9 @@ func (r *chaosRun) bringUp(limit time.Duration, up func(state) bool) {
 			return
 		}
 		if time.Now().After(deadline) {
+			for _, x := range []*node{r.a, r.b} {
+				r.t.Logf("%s: %+v\n%s", x.name, x.m.Stats(), tallyWithout(x.rec.String(), "ike_sas_established c", "child_sas_installed c", "child_failed c"))
+			}
 			r.t.Fatalf("tunnels not up after %v: a %d families, %d established, %d children; b %d/%d/%d",
 				limit, sa.families, sa.established, sa.children, sb.families, sb.established, sb.children)
 		}

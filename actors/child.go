@@ -197,25 +197,13 @@ func (c *child) installSAs(sa *ike.ChildSA) error {
 	if c.lin.policies != nil {
 		return nil // a sibling of the lineage installed them meanwhile
 	}
-	var ids []kernel.PolicyID
 	for i := range plan.policies {
-		p := &plan.policies[i]
-		ctx, cancel := c.t.kctx()
-		start := time.Now()
-		var err error
-		if _, trapped := c.t.traps.policy(p.ID()); trapped {
-			// The Child SA's policy takes the trap's place (trap.go).
-			err = c.t.kernel.UpdatePolicy(ctx, *p)
-		} else {
-			err = c.t.kernel.AddPolicy(ctx, *p)
-		}
-		cancel()
-		c.t.kernelOp(telemetry.KernelAddPolicy, start, err)
-		if err != nil {
-			c.deletePolicies(ids)
+		if err := c.t.policies.hold(c.t, c.lin, plan.policies[i]); err != nil {
+			for _, p := range plan.policies[:i] {
+				_ = c.t.policies.drop(c.t, c.lin, p.ID())
+			}
 			return fmt.Errorf("install child %v: %w", sa.Ref, err)
 		}
-		ids = append(ids, p.ID())
 	}
 	c.lin.policies = policyPairs(plan.policies)
 	return nil
@@ -282,8 +270,8 @@ func (c *child) release() {
 	c.lin.release(c.t, c.logger)
 }
 
-// release gives up one reference; the last holder removes the lineage's policies (or
-// puts the traps they replaced back).
+// release gives up one reference; the last holder lets go of the lineage's policies
+// (policyTable: a trap or an older holder of the same policies comes back).
 func (l *lineage) release(t *tree, logger func() *zap.Logger) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -291,28 +279,12 @@ func (l *lineage) release(t *tree, logger func() *zap.Logger) {
 	if l.holders > 0 || l.policies == nil {
 		return
 	}
-	deletePolicies(t, policyIDs(l.policies), logger)
-	l.policies = nil
-}
-
-func (c *child) deletePolicies(ids []kernel.PolicyID) { deletePolicies(c.t, ids, c.logger) }
-
-func deletePolicies(t *tree, ids []kernel.PolicyID, logger func() *zap.Logger) {
-	for _, id := range ids {
-		ctx, cancel := t.kctx()
-		start := time.Now()
-		var err error
-		if trap, ok := t.traps.policy(id); ok {
-			err = t.kernel.UpdatePolicy(ctx, trap) // put the trap back
-		} else {
-			err = t.kernel.DeletePolicy(ctx, id)
-		}
-		cancel()
-		t.kernelOp(telemetry.KernelDeletePolicy, start, err)
-		if err != nil && !errors.Is(err, kernel.ErrNotFound) {
-			logger().Warn("removing policy failed", zap.Stringer("policy", id), zap.Error(err))
+	for _, id := range policyIDs(l.policies) {
+		if err := t.policies.drop(t, l, id); err != nil {
+			logger().Warn("removing policy failed", zap.Error(err))
 		}
 	}
+	l.policies = nil
 }
 
 // abandon undoes what an install message carried when its child actor stopped before

@@ -751,3 +751,75 @@ func TestDeadPeerRestartsTheConnection(t *testing.T) {
 		t.Fatal("a terminated connection was restarted")
 	}
 }
+
+// A peer that reconnects before its old IKE family is found dead makes a second family
+// with the same traffic selectors: the new Child SA takes the policies over, the old
+// family's end gives them back to it, and the last one out removes them.
+func TestSamePoliciesHeldBySuccessiveFamilies(t *testing.T) {
+	sameTS := func(c *fakeCore, now time.Time, ev ike.Event) []ike.Effect {
+		switch e := ev.(type) {
+		case ike.PacketReceived:
+			spiR := ike.SPI(0xcccc000000000000 + uint64(c.id))
+			in, err := c.env.AllocSPI(1)
+			if err != nil {
+				t.Error(err)
+			}
+			sa := childSA(1, 0, in, 0x0c000000+uint32(c.id))
+			return []ike.Effect{ike.RouteSPI{SPI: spiR}, ike.Established{IKE: ike.IKEInfo{Name: "gw", SPIr: spiR, Local: e.Local, Remote: e.Remote}},
+				ike.InstallChild{SA: sa}}
+		case ike.Terminate:
+			return []ike.Effect{ike.FamilyDone{Reason: telemetry.ReasonTerminated}}
+		}
+		return nil
+	}
+	h := newHarness(t, true, sameTS)
+	defer h.stop()
+	h.inject(ikeInit(0x1111))
+	h.inject(ikeInit(0x2222))
+	for i := range 2 {
+		if !h.core(i).has("ChildInstalled c1") {
+			t.Fatalf("family %d's Child SA was not installed:\n%s", i, joined(h.core(i).events()))
+		}
+	}
+	reqidOf := func(spi kernel.SPI) kernel.Reqid {
+		for _, e := range h.tables().SAs {
+			if e.SA.SPI == spi {
+				return e.SA.Reqid
+			}
+		}
+		return 0
+	}
+	policyReqids := func() map[kernel.Reqid]int {
+		out := map[kernel.Reqid]int{}
+		for _, p := range h.tables().Policies {
+			out[p.Template.Reqid]++
+		}
+		return out
+	}
+	second := reqidOf(0x0c000001)
+	if got := policyReqids(); len(got) != 1 || got[second] != 3 {
+		t.Fatalf("policies %v, want the newest Child SA's (reqid %v) three", got, second)
+	}
+	var e1, e2 *familyEntry
+	h.m.t.reg.each(func(e *familyEntry) {
+		if e.id == 1 {
+			e1 = e
+		} else {
+			e2 = e
+		}
+	})
+	// The newer family ends first: the older one's policies come back.
+	h.send(e2.pid.Load(), ike.Terminate{})
+	eventually(t, "family 2 gone", func() bool { return h.m.Stats().Families == 1 })
+	h.m.janitor.wait()
+	first := reqidOf(0x0c000000)
+	if got := policyReqids(); len(got) != 1 || got[first] != 3 {
+		t.Fatalf("policies %v after the newer family ended, want the older Child SA's (reqid %v)", got, first)
+	}
+	h.send(e1.pid.Load(), ike.Terminate{})
+	eventually(t, "family 1 gone", func() bool { return h.m.Stats().Families == 0 })
+	h.m.janitor.wait()
+	if tb := h.tables(); len(tb.Policies) != 0 || len(tb.SAs) != 0 || h.m.t.policies.len() != 0 {
+		t.Fatalf("left behind:\n%v", tb)
+	}
+}

@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -28,6 +27,8 @@ type trap struct {
 // trapTable is shared by the manager (acquire lookups), the child actors (replacing a
 // trap and restoring it) and the API (installing traps).
 type trapTable struct {
+	t        *tree
+	pt       *policyTable
 	mu       sync.RWMutex
 	byReqid  map[kernel.Reqid]*trap
 	byPolicy map[kernel.PolicyID]*trap
@@ -36,6 +37,9 @@ type trapTable struct {
 func newTrapTable() *trapTable {
 	return &trapTable{byReqid: map[kernel.Reqid]*trap{}, byPolicy: map[kernel.PolicyID]*trap{}}
 }
+
+// bind gives the table the tree whose policy table holds the traps.
+func (tt *trapTable) bind(t *tree) { tt.t, tt.pt = t, t.policies }
 
 func (tt *trapTable) lookup(r kernel.Reqid) (trap, bool) {
 	tt.mu.RLock()
@@ -47,21 +51,8 @@ func (tt *trapTable) lookup(r kernel.Reqid) (trap, bool) {
 	return *t, true
 }
 
-func (tt *trapTable) policy(id kernel.PolicyID) (kernel.Policy, bool) {
-	if tt == nil {
-		return kernel.Policy{}, false
-	}
-	tt.mu.RLock()
-	defer tt.mu.RUnlock()
-	t, ok := tt.byPolicy[id]
-	if !ok {
-		return kernel.Policy{}, false
-	}
-	return t.policy, true
-}
-
 // install puts the trap policies of every trap child of conns into the kernel.
-func (tt *trapTable) install(ctx context.Context, k kernel.Kernel, conns []*ike.Connection) error {
+func (tt *trapTable) install(conns []*ike.Connection) error {
 	var errs []error
 	for _, c := range conns {
 		cd := c.WithDefaults()
@@ -73,7 +64,7 @@ func (tt *trapTable) install(ctx context.Context, k kernel.Kernel, conns []*ike.
 			if ch.StartAction != ike.ActionTrap {
 				continue
 			}
-			if err := tt.installChild(ctx, k, cd.Name, &ch, local, remote); err != nil {
+			if err := tt.installChild(cd.Name, &ch, local, remote); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -81,8 +72,8 @@ func (tt *trapTable) install(ctx context.Context, k kernel.Kernel, conns []*ike.
 	return errors.Join(errs...)
 }
 
-func (tt *trapTable) installChild(ctx context.Context, k kernel.Kernel, conn string, ch *ike.ChildConfig, local, remote netip.Addr) error {
-	reqid, err := k.AllocReqid()
+func (tt *trapTable) installChild(conn string, ch *ike.ChildConfig, local, remote netip.Addr) error {
+	reqid, err := tt.t.kernel.AllocReqid()
 	if err != nil {
 		return fmt.Errorf("trap %s/%s: %w", conn, ch.Name, err)
 	}
@@ -125,10 +116,10 @@ func (tt *trapTable) installChild(ctx context.Context, k kernel.Kernel, conn str
 						Template: tmpl,
 						Owner:    kernel.Owner{Family: trapFamily},
 					}
-					if err := k.AddPolicy(ctx, p); err != nil {
+					t := &trap{conn: conn, child: ch.Name, policy: p}
+					if err := tt.pt.hold(tt.t, t, p); err != nil {
 						return fmt.Errorf("trap %s/%s: %w", conn, ch.Name, err)
 					}
-					t := &trap{conn: conn, child: ch.Name, policy: p}
 					tt.mu.Lock()
 					tt.byReqid[reqid] = t
 					tt.byPolicy[p.ID()] = t
@@ -140,29 +131,27 @@ func (tt *trapTable) installChild(ctx context.Context, k kernel.Kernel, conn str
 	return nil
 }
 
-// removeConn deletes the trap policies of connection conn. A trap whose policy a Child
-// SA holds at the moment is forgotten: the Child SA's removal then deletes the policy.
-func (tt *trapTable) removeConn(ctx context.Context, k kernel.Kernel, conn string) {
+// removeConn deletes the trap policies of connection conn (a Child SA holding the same
+// policy keeps it).
+func (tt *trapTable) removeConn(conn string) {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	for id, t := range tt.byPolicy {
 		if t.conn != conn {
 			continue
 		}
-		if p, err := k.GetPolicy(ctx, id); err == nil && p.Template.Reqid == t.policy.Template.Reqid {
-			_ = k.DeletePolicy(ctx, id)
-		}
+		_ = tt.pt.drop(tt.t, t, id)
 		delete(tt.byPolicy, id)
 		delete(tt.byReqid, t.policy.Template.Reqid)
 	}
 }
 
 // remove deletes every trap policy (shutdown).
-func (tt *trapTable) remove(ctx context.Context, k kernel.Kernel) {
+func (tt *trapTable) remove() {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	for id := range tt.byPolicy {
-		_ = k.DeletePolicy(ctx, id)
+	for id, t := range tt.byPolicy {
+		_ = tt.pt.drop(tt.t, t, id)
 		delete(tt.byPolicy, id)
 	}
 	clear(tt.byReqid)

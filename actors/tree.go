@@ -55,20 +55,21 @@ func (ikeCores) NewResponder(now time.Time, candidates []*ike.Connection, env ik
 // tree holds what every actor of one daemon shares. It is read-only after New, apart
 // from the concurrent structures it points to.
 type tree struct {
-	sys     *actor.ActorSystem
-	kernel  kernel.Kernel
-	socks   sender
-	pool    *workpool.Pool
-	log     *zap.Logger
-	rec     telemetry.Recorder
-	now     func() time.Time
-	cores   coreFactory
-	ikeOpts ike.Options
-	routes  *router
-	reg     *registry
-	events  *eventHub
-	traps   *trapTable
-	hooks   actorkit.Hooks
+	sys      *actor.ActorSystem
+	kernel   kernel.Kernel
+	socks    sender
+	pool     *workpool.Pool
+	log      *zap.Logger
+	rec      telemetry.Recorder
+	now      func() time.Time
+	cores    coreFactory
+	ikeOpts  ike.Options
+	routes   *router
+	reg      *registry
+	events   *eventHub
+	traps    *trapTable
+	policies *policyTable
+	hooks    actorkit.Hooks
 
 	familyProps, childProps *actor.Props
 	// The guard policies the actors run in their own Receive (actorkit.Options.Inline).
