@@ -94,9 +94,12 @@ func TestChaos(t *testing.T) {
 	n := *chaosFamilies
 	// Liveness: a family whose peer died finds out after DPDDelay plus the
 	// retransmission schedule (RFC 7296 §2.4).
-	const dpd = 2 * time.Second
+	// Liveness checks cost an INFORMATIONAL exchange per family and DPD period on both
+	// ends (both in this process): the period grows with the number of families.
+	dpd := 2 * time.Second
 	retr := ike.Retransmit{Timeout: 500 * time.Millisecond, Base: 1.5, Tries: 3}
 	if n > 1000 {
+		dpd = time.Duration(n/1000) * 1500 * time.Millisecond
 		retr = ike.Retransmit{Timeout: 2 * time.Second, Base: 1.5, Tries: 4}
 	}
 	livenessTimeout := dpd
