@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +18,6 @@ import (
 	"github.com/cygnet-ipsec/cygnet/cmd/internal/control"
 	"github.com/cygnet-ipsec/cygnet/cmd/internal/logging"
 	"github.com/cygnet-ipsec/cygnet/cmd/internal/metrics"
-	"github.com/cygnet-ipsec/cygnet/kernel"
 )
 
 // shutdownExtra is added to the actor tree's ShutdownGrace to bound a graceful stop:
@@ -284,30 +282,12 @@ func (d *daemon) reload(ctx context.Context) (*control.ReloadResult, error) {
 
 	res := &control.ReloadResult{Added: ch.Added, Removed: ch.Removed, Changed: ch.Changed,
 		SecretChanged: ch.SecretChanged, Unchanged: ch.Unchanged, Restart: restart, Warnings: cur.Warnings}
-	d.replace(ch.Changed)
-	byName := map[string]*ike.Connection{}
-	for _, c := range conns {
-		byName[c.Name] = c
-	}
-	for _, name := range slices.Concat(ch.Added, ch.Changed) {
-		if c := byName[name]; c != nil && startsItself(c) {
-			if err := d.m.Initiate(ctx, name, ""); err != nil {
-				clog.Warn("start action failed", zap.String("conn", name), zap.Error(err))
-			}
-		}
-	}
-	// Trap policies are installed once, when the actor tree starts.
-	for _, name := range slices.Concat(ch.Added, ch.Changed, ch.Removed) {
-		c := byName[name]
-		if c == nil {
-			if oc, ok := old.Connection(name); ok && hasTrap(oc) {
-				res.Warnings = append(res.Warnings, fmt.Sprintf("connection %s: its trap policies stay until cygnetd restarts", name))
-			}
-			continue
-		}
-		if slices.ContainsFunc(c.Children, func(cc ike.ChildConfig) bool { return cc.StartAction == ike.ActionTrap }) {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("connection %s: trap policies change only when cygnetd restarts", name))
-		}
+	// The actor tree applies the difference itself (actors.Manager.SetConnections):
+	// families of removed and changed connections are terminated, added and changed
+	// connections get their trap policies and start actions, unchanged ones are left
+	// alone.
+	for _, name := range ch.Changed {
+		clog.Info("connection changed: its SAs are deleted and replaced", zap.String("conn", name))
 	}
 	d.metrics.ConfigReloaded(true, time.Now())
 	clog.Info("configuration reloaded", zap.String("config", d.path),
@@ -318,62 +298,6 @@ func (d *daemon) reload(ctx context.Context) (*control.ReloadResult, error) {
 		clog.Warn(w)
 	}
 	return res, nil
-}
-
-// replaceWait bounds how long a reload waits for the SAs of changed connections to be
-// deleted before it initiates their replacements.
-const replaceWait = 5 * time.Second
-
-// replace deletes the SAs of the changed connections (RFC 7296 §1.4.1) and waits,
-// within replaceWait, until their families have ended: their Child SAs' policies must
-// leave the kernel before replacements with the same traffic selectors are installed.
-func (d *daemon) replace(changed []string) {
-	if len(changed) == 0 {
-		return
-	}
-	clog := d.logs.Logger(logging.Config)
-	names := map[string]bool{}
-	for _, n := range changed {
-		names[n] = true
-	}
-	sub := d.m.Subscribe(4096)
-	defer sub.Close()
-	waiting := map[kernel.FamilyID]bool{}
-	for _, sa := range d.m.ListSAs() {
-		if names[sa.Conn] {
-			waiting[sa.Family] = true
-		}
-	}
-	for _, name := range changed {
-		if n, err := d.m.Terminate(actors.Target{Conn: name}); err == nil {
-			clog.Info("connection changed: its SAs are deleted and replaced", zap.String("conn", name), zap.Int("ike_sas", n))
-		}
-	}
-	timeout := time.NewTimer(replaceWait)
-	defer timeout.Stop()
-	for len(waiting) > 0 {
-		select {
-		case ev, ok := <-sub.C:
-			if !ok {
-				return
-			}
-			if ev.Kind == actors.EventFamilyDone {
-				delete(waiting, ev.Family)
-			}
-		case <-timeout.C:
-			clog.Warn("SAs of changed connections still being deleted; initiating their replacements anyway",
-				zap.Strings("conns", changed), zap.Int("ike_sas", len(waiting)))
-			return
-		}
-	}
-}
-
-func hasTrap(c *config.Connection) bool {
-	return slices.ContainsFunc(c.Children, func(ch *config.Child) bool { return ch.StartAction == config.ActionTrap })
-}
-
-func startsItself(c *ike.Connection) bool {
-	return slices.ContainsFunc(c.Children, func(ch ike.ChildConfig) bool { return ch.StartAction == ike.ActionStart })
 }
 
 // shutdown stops the daemon gracefully (RFC 7296 §1.4.1 DELETE to every peer, Child
