@@ -659,7 +659,13 @@ func (c *campaign) junkChangesNothing(d *Datagram, what string) {
 	c.flush()
 	after := c.snapshotAll()
 	if !reflect.DeepEqual(before, after) {
-		c.violate("%s to %s changed state", what, n.Name)
+		var diff []string
+		for fh, b := range before {
+			if a := after[fh]; !reflect.DeepEqual(a, b) {
+				diff = append(diff, fmt.Sprintf("%s: %+v → %+v", fh.Name(), b, a))
+			}
+		}
+		c.violate("%s to %s changed state: %s", what, n.Name, strings.Join(diff, "; "))
 	}
 	if len(c.w.Net.InFlight) != inflight {
 		c.violate("%s to %s made a family send something", what, n.Name)
