@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -41,9 +42,14 @@ import (
 type lineage struct {
 	reqid kernel.Reqid
 
-	mu       sync.Mutex
-	holders  int
-	policies []policyPair // installed (nil: not installed)
+	mu      sync.Mutex
+	holders int
+	// The policies, once installed (policies != nil): their selector pairs and what
+	// rebuilds them (policyOwner); the first Child SA of the lineage sets them.
+	policies      []policyPair
+	mode          kernel.Mode
+	local, remote netip.Addr
+	owner         kernel.Owner
 }
 
 // policyPair is the compact record of the policies of one selector pair: the out
@@ -74,15 +80,28 @@ func policyPairs(ps []kernel.Policy) []policyPair {
 	return slices.Clip(out)
 }
 
-func policyIDs(pairs []policyPair) []kernel.PolicyID {
-	var ids []kernel.PolicyID
-	for _, pp := range pairs {
-		ids = append(ids, kernel.PolicyID{Dir: kernel.DirOut, Selector: pp.out}, kernel.PolicyID{Dir: kernel.DirIn, Selector: mirror(pp.out)})
-		if pp.fwd {
-			ids = append(ids, kernel.PolicyID{Dir: kernel.DirFwd, Selector: mirror(pp.out)})
-		}
+// policiesFor implements policyOwner: the lineage's policies of one pair, as planChild
+// made them.
+func (l *lineage) policiesFor(out kernel.Selector) []kernel.Policy {
+	i := slices.IndexFunc(l.policies, func(p policyPair) bool { return p.out == out })
+	if i < 0 {
+		return nil
 	}
-	return ids
+	prio := policyPriority(out.Src, out.Dst, out.Proto, out.SrcPort, out.DstPort)
+	tmplOut := kernel.Template{Mode: l.mode, Reqid: l.reqid}
+	tmplIn := tmplOut
+	if l.mode == kernel.ModeTunnel {
+		tmplOut.Src, tmplOut.Dst = l.local, l.remote
+		tmplIn.Src, tmplIn.Dst = l.remote, l.local
+	}
+	ps := []kernel.Policy{
+		{Dir: kernel.DirOut, Selector: out, Priority: prio, Template: tmplOut, Owner: l.owner},
+		{Dir: kernel.DirIn, Selector: mirror(out), Priority: prio, Template: tmplIn, Owner: l.owner},
+	}
+	if l.policies[i].fwd {
+		ps = append(ps, kernel.Policy{Dir: kernel.DirFwd, Selector: mirror(out), Priority: prio, Template: tmplIn, Owner: l.owner})
+	}
+	return ps
 }
 
 func (l *lineage) acquire() {
@@ -197,15 +216,19 @@ func (c *child) installSAs(sa *ike.ChildSA) error {
 	if c.lin.policies != nil {
 		return nil // a sibling of the lineage installed them meanwhile
 	}
-	for i := range plan.policies {
-		if err := c.t.policies.hold(c.t, c.lin, plan.policies[i]); err != nil {
-			for _, p := range plan.policies[:i] {
-				_ = c.t.policies.drop(c.t, c.lin, p.ID())
+	l := c.lin
+	l.policies = policyPairs(plan.policies)
+	l.mode, l.owner = plan.out.Mode, plan.policies[0].Owner
+	l.local, l.remote = plan.out.Src, plan.out.Dst
+	for i, pp := range l.policies {
+		if err := c.t.policies.hold(c.t, l, pp.out); err != nil {
+			for _, done := range l.policies[:i] {
+				_ = c.t.policies.drop(c.t, l, done.out)
 			}
+			l.policies = nil
 			return fmt.Errorf("install child %v: %w", sa.Ref, err)
 		}
 	}
-	c.lin.policies = policyPairs(plan.policies)
 	return nil
 }
 
@@ -279,8 +302,8 @@ func (l *lineage) release(t *tree, logger func() *zap.Logger) {
 	if l.holders > 0 || l.policies == nil {
 		return
 	}
-	for _, id := range policyIDs(l.policies) {
-		if err := t.policies.drop(t, l, id); err != nil {
+	for _, pp := range l.policies {
+		if err := t.policies.drop(t, l, pp.out); err != nil {
 			logger().Warn("removing policy failed", zap.Error(err))
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,116 +13,157 @@ import (
 )
 
 // The kernel keeps one policy per direction and selector (RFC 4301 §4.4.1; Linux XFRM
-// does not count the priority in). Several holders may want the same one: a trap
+// does not count the priority in). Several holders may want the same ones: a trap
 // policy and the Child SA negotiated for it; an old IKE family whose peer has not been
 // found dead yet and the new family the peer made after reconnecting, with the same
-// traffic selectors. policyTable keeps, per policy, the stack of its holders: the
-// newest holder's policy is in the kernel; when it lets go, the one below comes back;
-// the last one out deletes it. (strongSwan's kernel interface keeps such a list too.)
+// traffic selectors; two Child SAs of one definition. policyTable keeps, per selector
+// pair (named by its outbound selector; the inbound and forward policies mirror it), the
+// stack of its holders: the newest holder's policies are in the kernel; when it lets go,
+// the ones below come back; the last one out deletes them. (strongSwan's kernel
+// interface keeps such a list too.) The table keeps only the holders; each holder
+// rebuilds its policies on demand, so that an idle family costs two small entries.
 
-// policyHolder is one holder's version of a policy.
-type policyHolder struct {
-	owner any // *lineage or *trap
-	pol   kernel.Policy
+// policyOwner is a holder of a selector pair: a Child SA lineage or a trap.
+type policyOwner interface {
+	// policiesFor returns the owner's policies of the pair whose outbound selector is
+	// out (out, in and fwd for a tunnel-mode Child SA; out alone for a trap).
+	policiesFor(out kernel.Selector) []kernel.Policy
+}
+
+type pairHolders struct {
+	top   policyOwner
+	below []policyOwner
+}
+
+type policyShard struct {
+	mu sync.Mutex
+	m  map[kernel.Selector]pairHolders
 }
 
 type policyTable struct {
 	seed   maphash.Seed
-	shards [shards]struct {
-		mu sync.Mutex
-		m  map[kernel.PolicyID][]policyHolder // the last holder's policy is installed
-	}
+	shards [shards]policyShard
 }
 
 func newPolicyTable() *policyTable {
 	pt := &policyTable{seed: maphash.MakeSeed()}
 	for i := range pt.shards {
-		pt.shards[i].m = map[kernel.PolicyID][]policyHolder{}
+		pt.shards[i].m = map[kernel.Selector]pairHolders{}
 	}
 	return pt
 }
 
-func (pt *policyTable) shard(id kernel.PolicyID) *struct {
-	mu sync.Mutex
-	m  map[kernel.PolicyID][]policyHolder
-} {
-	return &pt.shards[maphash.Comparable(pt.seed, id)%shards]
+func (pt *policyTable) shard(out kernel.Selector) *policyShard {
+	return &pt.shards[maphash.Comparable(pt.seed, out)%shards]
 }
 
-// hold installs p for owner: added if nobody holds it, replacing the current holder's
-// version otherwise.
-func (pt *policyTable) hold(t *tree, owner any, p kernel.Policy) error {
-	id := p.ID()
-	sh := pt.shard(id)
+// hold installs owner's policies of the pair out, over those of the current holder.
+func (pt *policyTable) hold(t *tree, owner policyOwner, out kernel.Selector) error {
+	sh := pt.shard(out)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	stack := sh.m[id]
+	h, held := sh.m[out]
+	var installed []kernel.PolicyID
+	for _, p := range owner.policiesFor(out) {
+		if err := pt.put(t, p, held); err != nil {
+			// Undo this owner's part: what was there before comes back.
+			for _, id := range installed {
+				pt.restore(t, id, h.top)
+			}
+			return err
+		}
+		installed = append(installed, p.ID())
+	}
+	if held {
+		h.below = append(h.below, h.top)
+	}
+	h.top = owner
+	sh.m[out] = h
+	return nil
+}
+
+// put installs p, replacing what the kernel has for its ID.
+func (pt *policyTable) put(t *tree, p kernel.Policy, replace bool) error {
 	ctx, cancel := t.kctx()
 	defer cancel()
 	start := time.Now()
 	var err error
-	if len(stack) == 0 {
+	if replace {
+		err = t.kernel.UpdatePolicy(ctx, p) // installs it if absent
+	} else {
 		err = t.kernel.AddPolicy(ctx, p)
 		if errors.Is(err, kernel.ErrExists) {
-			// Not ours to know about (left behind by a family whose DeleteOwned has not
-			// run yet): take it over.
+			// Left by a family whose DeleteOwned has not run yet: take it over.
 			err = t.kernel.UpdatePolicy(ctx, p)
 		}
-	} else {
-		err = t.kernel.UpdatePolicy(ctx, p)
 	}
 	t.kernelOp(telemetry.KernelAddPolicy, start, err)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p.Describe(), err)
 	}
-	sh.m[id] = append(stack, policyHolder{owner: owner, pol: p})
 	return nil
 }
 
-// drop lets go of owner's hold on the policy id: if it was the installed version, the
-// previous holder's comes back, or the policy goes when nobody is left.
-func (pt *policyTable) drop(t *tree, owner any, id kernel.PolicyID) error {
-	sh := pt.shard(id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	stack := sh.m[id]
-	i := len(stack) - 1
-	for i >= 0 && stack[i].owner != owner {
-		i--
-	}
-	if i < 0 {
-		return nil
-	}
-	top := i == len(stack)-1
-	stack = append(stack[:i], stack[i+1:]...)
-	if len(stack) == 0 {
-		delete(sh.m, id)
-	} else {
-		sh.m[id] = stack
-	}
-	if !top {
-		return nil
-	}
+// restore puts back holder's version of the policy id, or deletes it when holder
+// (nil: nobody) has none.
+func (pt *policyTable) restore(t *tree, id kernel.PolicyID, holder policyOwner) error {
 	ctx, cancel := t.kctx()
 	defer cancel()
 	start := time.Now()
 	var err error
-	if len(stack) == 0 {
-		err = t.kernel.DeletePolicy(ctx, id)
-		if errors.Is(err, kernel.ErrNotFound) {
-			err = nil
+	if holder != nil {
+		for _, p := range holder.policiesFor(outOf(id)) {
+			if p.ID() == id {
+				err = t.kernel.UpdatePolicy(ctx, p)
+				t.kernelOp(telemetry.KernelAddPolicy, start, err)
+				return err
+			}
 		}
-	} else {
-		err = t.kernel.UpdatePolicy(ctx, stack[len(stack)-1].pol)
+	}
+	err = t.kernel.DeletePolicy(ctx, id)
+	if errors.Is(err, kernel.ErrNotFound) {
+		err = nil
 	}
 	t.kernelOp(telemetry.KernelDeletePolicy, start, err)
-	if err != nil {
-		return fmt.Errorf("policy %s: %w", id, err)
-	}
-	return nil
+	return err
 }
 
-// len returns the number of policies held (tests).
+// drop lets go of owner's hold on the pair out: if its policies were the installed
+// ones, the previous holder's come back, or they go when nobody is left.
+func (pt *policyTable) drop(t *tree, owner policyOwner, out kernel.Selector) error {
+	sh := pt.shard(out)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	h, ok := sh.m[out]
+	if !ok {
+		return nil
+	}
+	if h.top != owner {
+		if i := slices.Index(h.below, owner); i >= 0 {
+			h.below = slices.Delete(h.below, i, i+1)
+			sh.m[out] = h
+		}
+		return nil
+	}
+	var next policyOwner
+	if n := len(h.below); n > 0 {
+		next = h.below[n-1]
+		h.below = slices.Delete(h.below, n-1, n)
+		h.top = next
+		sh.m[out] = h
+	} else {
+		delete(sh.m, out)
+	}
+	var errs []error
+	for _, p := range owner.policiesFor(out) {
+		if err := pt.restore(t, p.ID(), next); err != nil {
+			errs = append(errs, fmt.Errorf("policy %s: %w", p.ID(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// len returns the number of selector pairs held (tests).
 func (pt *policyTable) len() int {
 	n := 0
 	for i := range pt.shards {
@@ -130,4 +172,12 @@ func (pt *policyTable) len() int {
 		pt.shards[i].mu.Unlock()
 	}
 	return n
+}
+
+// outOf returns the outbound selector of the pair a policy ID belongs to.
+func outOf(id kernel.PolicyID) kernel.Selector {
+	if id.Dir == kernel.DirOut {
+		return id.Selector
+	}
+	return mirror(id.Selector)
 }

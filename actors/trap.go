@@ -21,7 +21,15 @@ const trapFamily kernel.FamilyID = 1 << 62
 
 type trap struct {
 	conn, child string
-	policy      kernel.Policy
+	policy      kernel.Policy // outbound
+}
+
+// policiesFor implements policyOwner: a trap has its outbound policy only.
+func (t *trap) policiesFor(out kernel.Selector) []kernel.Policy {
+	if out != t.policy.Selector {
+		return nil
+	}
+	return []kernel.Policy{t.policy}
 }
 
 // trapTable is shared by the manager (acquire lookups), the child actors (replacing a
@@ -117,7 +125,7 @@ func (tt *trapTable) installChild(conn string, ch *ike.ChildConfig, local, remot
 						Owner:    kernel.Owner{Family: trapFamily},
 					}
 					t := &trap{conn: conn, child: ch.Name, policy: p}
-					if err := tt.pt.hold(tt.t, t, p); err != nil {
+					if err := tt.pt.hold(tt.t, t, p.Selector); err != nil {
 						return fmt.Errorf("trap %s/%s: %w", conn, ch.Name, err)
 					}
 					tt.mu.Lock()
@@ -140,7 +148,7 @@ func (tt *trapTable) removeConn(conn string) {
 		if t.conn != conn {
 			continue
 		}
-		_ = tt.pt.drop(tt.t, t, id)
+		_ = tt.pt.drop(tt.t, t, id.Selector)
 		delete(tt.byPolicy, id)
 		delete(tt.byReqid, t.policy.Template.Reqid)
 	}
@@ -151,7 +159,7 @@ func (tt *trapTable) remove() {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	for id, t := range tt.byPolicy {
-		_ = tt.pt.drop(tt.t, t, id)
+		_ = tt.pt.drop(tt.t, t, id.Selector)
 		delete(tt.byPolicy, id)
 	}
 	clear(tt.byReqid)
