@@ -179,6 +179,9 @@ func connName(i int) string { return fmt.Sprintf("c%04d", i) }
 func (r *chaosRun) bringUp(limit time.Duration, up func(state) bool) {
 	const bringUpWindow = 500
 	deadline := time.Now().Add(limit)
+	// A family is listed from its first Step on; one just spawned is not yet: a
+	// connection initiated recently is not initiated again before it had time to show.
+	initiated := map[string]time.Time{}
 	for {
 		sa, sb := r.a.state(), r.b.state()
 		if up(sa) && up(sb) {
@@ -197,12 +200,15 @@ func (r *chaosRun) bringUp(limit time.Duration, up func(state) bool) {
 		}
 		room := bringUpWindow - (sa.families - sa.established)
 		for i := 0; i < r.n && room > 0; i++ {
-			if c := connName(i); !have[c] {
-				if err := r.a.m.Initiate(context.Background(), c, ""); err != nil {
-					r.t.Fatal(err)
-				}
-				room--
+			c := connName(i)
+			if have[c] || time.Since(initiated[c]) < time.Minute {
+				continue
 			}
+			if err := r.a.m.Initiate(context.Background(), c, ""); err != nil {
+				r.t.Fatal(err)
+			}
+			initiated[c] = time.Now()
+			room--
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
