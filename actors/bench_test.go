@@ -81,6 +81,9 @@ func BenchmarkIdleFamilyMemory(b *testing.B) {
 		o := pairOptions{conns: n, cfg: func(c *Config) { c.ShutdownGrace = time.Second }}
 		a, bn := newPairWithKernels(b, o, newNullKernel(), newNullKernel())
 		before := heapInUse()
+		if p := os.Getenv("CYGNET_HEAPPROFILE"); p != "" {
+			writeHeapProfile(b, p+".base") // for go tool pprof -base
+		}
 		ctx := context.Background()
 		for i := range n {
 			if err := a.m.Initiate(ctx, connName(i), ""); err != nil {
@@ -94,14 +97,22 @@ func BenchmarkIdleFamilyMemory(b *testing.B) {
 		after := heapInUse()
 		b.ReportMetric(float64(after-before)/float64(2*n), "B/family")
 		if p := os.Getenv("CYGNET_HEAPPROFILE"); p != "" {
-			f, err := os.Create(p)
-			if err == nil {
-				_ = pprof.WriteHeapProfile(f)
-				f.Close()
-			}
+			writeHeapProfile(b, p)
 		}
 		bn.shutdown(b)
 		a.shutdown(b)
+	}
+}
+
+// writeHeapProfile writes the heap profile as of the last GC to path.
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
 	}
 }
 
