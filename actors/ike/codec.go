@@ -213,17 +213,26 @@ func (f *Family) open(ike *ikeSA, data []byte, response bool) (*message, bool, e
 		if response {
 			slot = &ike.respFrags
 		}
-		if *slot == nil || (*slot).msgID != wm.Header.MsgID {
-			*slot = &reassembly{r: wire.NewReassembler(maxFragments, maxFragmentBytes), msgID: wm.Header.MsgID, deadline: f.now.Add(fragmentsLifetime)}
+		// The reassembly (and its deadline, a timer) exists only once a fragment of
+		// that message passed integrity: a forged or corrupted fragment changes
+		// nothing, not even the timer (seed 37964).
+		ra := *slot
+		if ra == nil || ra.msgID != wm.Header.MsgID {
+			ra = &reassembly{r: wire.NewReassembler(maxFragments, maxFragmentBytes), msgID: wm.Header.MsgID}
 		}
-		done, err := (*slot).r.Add(wm, ike.opener)
+		done, err := ra.r.Add(wm, ike.opener)
+		if got, _ := ra.r.Received(); ra.r.Complete() {
+			*slot = nil
+		} else if ra != *slot && got > 0 {
+			ra.deadline = f.now.Add(fragmentsLifetime)
+			*slot = ra
+		}
 		if err != nil {
 			return nil, false, err
 		}
 		if !done {
 			return nil, false, nil
 		}
-		defer func() { *slot = nil }()
 	default:
 		return nil, false, &wire.DecodeError{Answer: wire.AnswerDrop, Err: wire.ErrNotProtected}
 	}

@@ -206,6 +206,22 @@ func (w *World) Tamper() {
 	w.printf("tampered %s→%s %s\n", d.Src, d.Dst, d.Summary)
 }
 
+// TamperOctet corrupts octet i of the first datagram in flight (XOR with mask): a
+// header field, say, where Tamper's choice near the end would not reach.
+func (w *World) TamperOctet(i int, mask byte) error {
+	if len(w.Net.InFlight) == 0 {
+		return nil
+	}
+	d := w.Net.InFlight[0]
+	if i < 0 || i >= len(d.Data) {
+		return fmt.Errorf("tamper: octet %d of a %d-octet datagram", i, len(d.Data))
+	}
+	d.Data = slices.Clone(d.Data)
+	d.Data[i] ^= mask
+	w.printf("tampered octet %d %s→%s %s\n", i, d.Src, d.Dst, d.Summary)
+	return nil
+}
+
 // endpoint names a node, with the port when it is not IKE's 500.
 func endpoint(name string, ap netip.AddrPort) string {
 	if ap.Port() == 500 {

@@ -32,6 +32,7 @@ import (
 //	acquire NODE CHILD           a kernel acquire for CHILD
 //	deliver [N|all]              deliver N datagrams in flight (default: until quiet)
 //	drop [N]  dup  swap  tamper  lose, duplicate, reorder, corrupt the first in flight
+//	tamper OCTET MASK            XOR octet OCTET of the first datagram in flight with MASK
 //	hold  release                set the first datagram in flight aside / put it back first
 //	advance DURATION             move the clock (timers, kernel lifetimes, auto delivery)
 //	auto on|off                  automatic delivery by the network's schedule
@@ -41,7 +42,8 @@ import (
 //	kill-family NODE             NODE's current family actor dies
 //	rekey-child NODE CHILD  rekey-ike NODE  delete-child NODE CHILD  terminate NODE
 //	cookies NODE on              NODE demands COOKIEs for new IKE SAs
-//	show sas|kernel|wire         both ends' SAs, kernel tables, datagrams in flight
+//	show sas|kernel|wire|timers  both ends' SAs, kernel tables, datagrams in flight, and
+//	                             each family's armed timer (relative to now)
 //	check                        invariants (kernel vs Child SAs, message IDs, agreement)
 
 // Exec runs one script command and returns its output ("ok" when it printed nothing).
@@ -213,8 +215,19 @@ func (w *World) exec(cmd string, args []string, extra *string) error {
 		w.Swap()
 		return nil
 	case "tamper":
-		w.Tamper()
-		return nil
+		if arg(0) == "" {
+			w.Tamper()
+			return nil
+		}
+		octet, err := strconv.Atoi(arg(0))
+		if err != nil {
+			return fmt.Errorf("tamper: %v", err)
+		}
+		mask, err := strconv.ParseUint(arg(1), 0, 8)
+		if err != nil || mask == 0 {
+			return fmt.Errorf("tamper OCTET MASK: mask %q must be 1..255", arg(1))
+		}
+		return w.TamperOctet(octet, byte(mask))
 	case "advance":
 		d, err := time.ParseDuration(arg(0))
 		if err != nil {
@@ -327,8 +340,10 @@ func (w *World) exec(cmd string, args []string, extra *string) error {
 			*extra = w.ShowKernel()
 		case "wire":
 			*extra = w.ShowWire()
+		case "timers":
+			*extra = w.ShowTimers()
 		default:
-			return fmt.Errorf("show sas|kernel|wire")
+			return fmt.Errorf("show sas|kernel|wire|timers")
 		}
 		return nil
 	case "check":

@@ -607,6 +607,25 @@ func (w *World) Families() []*Family {
 	return out
 }
 
+// ShowTimers prints each live family's armed timer, relative to now ("none" when it
+// has none): scripts see that junk does not move a timer.
+func (w *World) ShowTimers() string {
+	var b strings.Builder
+	for _, n := range w.Nodes {
+		for _, fh := range n.Families {
+			if fh.Dead {
+				continue
+			}
+			if fh.timerAt.IsZero() {
+				fmt.Fprintf(&b, "%s: timer none\n", fh.Name())
+			} else {
+				fmt.Fprintf(&b, "%s: timer in %v\n", fh.Name(), fh.timerAt.Sub(w.Now))
+			}
+		}
+	}
+	return b.String()
+}
+
 // ShowSAs prints both ends' IKE and Child SAs.
 func (w *World) ShowSAs() string {
 	var b strings.Builder
