@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/cygnet-ipsec/cygnet/wire"
@@ -186,6 +187,79 @@ func BenchmarkSK(b *testing.B) {
 		b.Run("Open/"+suiteName(s), func(b *testing.B) {
 			dst := make([]byte, 0, len(plain))
 			b.SetBytes(int64(len(plain)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := in.Open(dst[:0], msg, len(header)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// An idle IKE SA's SK ciphers must stay small (a concentrator holds tens of thousands):
+// AES-GCM keeps its key, not the ~770-octet cipher state.
+func TestIdleSKCipherHeap(t *testing.T) {
+	for _, s := range skSuites[:3] { // the AEADs
+		t.Run(suiteName(s), func(t *testing.T) {
+			const n = 2000
+			key := bytes.Repeat([]byte{5}, s.EncrKeyLen/8+4)
+			if s.Encr == wire.EncrChaCha20Poly1305 {
+				key = bytes.Repeat([]byte{5}, 36)
+			}
+			keep := make([]wire.SKCipher, n)
+			before := heapAlloc()
+			for i := range keep {
+				c, err := NewSKCipher(s, key, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sealed(c, make([]byte, 32), []byte("used once"), 1)
+				keep[i] = c
+			}
+			per := float64(heapAlloc()-before) / n
+			if per > 200 {
+				t.Errorf("an idle %s SK cipher holds %.0f octets of heap, want at most 200", suiteName(s), per)
+			}
+			runtime.KeepAlive(keep)
+		})
+	}
+}
+
+func heapAlloc() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkSKEager is BenchmarkSK's AES-GCM with the cipher state kept between calls
+// (as before the SK ciphers became lazy): the difference is what laziness costs per
+// message.
+func BenchmarkSKEager(b *testing.B) {
+	header := make([]byte, 32)
+	payload := make([]byte, 300)
+	for _, s := range skSuites[:2] {
+		out, in, _ := pairFor(b, s)
+		msg, plain := sealed(out, header, payload, 9)
+		iv := bytes.Repeat([]byte{9}, out.IVSize())
+		for _, c := range []wire.SKCipher{out, in} {
+			a := c.(*aeadSK)
+			g, err := newGCM(a.gcmKey)
+			if err != nil {
+				b.Fatal(err)
+			}
+			a.aead = g
+		}
+		b.Run("Seal/"+suiteName(s), func(b *testing.B) {
+			buf := make([]byte, 0, len(msg))
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = out.Seal(append(buf[:0], header...), iv, plain)
+			}
+		})
+		b.Run("Open/"+suiteName(s), func(b *testing.B) {
+			dst := make([]byte, 0, len(plain))
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := in.Open(dst[:0], msg, len(header)); err != nil {
