@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/cygnet-ipsec/cygnet/actors/ike"
 	"github.com/cygnet-ipsec/cygnet/cmd/internal/config"
@@ -14,16 +15,17 @@ import (
 )
 
 // connections converts every connection of cfg into the core's definitions
-// (actors/ike.Connection), with the pre-shared key each one resolves to. Errors name
-// the file and the key path, as the configuration loader's do. Warnings say where the
-// core approximates the configuration (never silently).
-func connections(cfg *config.Config) ([]*ike.Connection, []string, error) {
+// (actors/ike.Connection). Each looks its pre-shared key up in keys by the IKE SA's
+// identities (ike.Connection.PSKFor, RFC 7296 §2.15); a connection for which cfg holds
+// no key at all is an error here. Errors name the file and the key path, as the
+// configuration loader's do. Warnings say where the core approximates the configuration
+// (never silently); today there are none.
+func connections(cfg *config.Config, keys *keyring) ([]*ike.Connection, []string, error) {
 	var errs []error
 	var warns []string
 	out := make([]*ike.Connection, 0, len(cfg.Connections))
 	for _, c := range cfg.Connections {
-		warns = append(warns, approximations(cfg, c)...)
-		ic, err := connection(cfg, c)
+		ic, err := connection(cfg, c, keys)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: connections.%s%w", cfg.File, c.Name, err))
 			continue
@@ -34,41 +36,6 @@ func connections(cfg *config.Config) ([]*ike.Connection, []string, error) {
 		return nil, warns, errors.Join(errs...)
 	}
 	return out, warns, nil
-}
-
-// approximations are the warnings for settings of c the core does not honour exactly.
-func approximations(cfg *config.Config, c *config.Connection) []string {
-	var warns []string
-	warn := func(format string, args ...any) {
-		warns = append(warns, fmt.Sprintf("%s: connections.%s%s", cfg.File, c.Name, fmt.Sprintf(format, args...)))
-	}
-	if c.Remote.ID.Type == config.IDAny {
-		if secret, ok := cfg.PSK(c.Local.ID, c.Remote.ID); ok {
-			if n := distinctKeys(cfg, c); n > 1 {
-				warn(".remote.id: %%any and %d different pre-shared keys match; the core holds one key per connection, so every peer must use the key of secrets.%s", n, secret.Name)
-			}
-		}
-	}
-	if c.RekeyTime == 0 && c.ReauthTime == 0 {
-		warn(".rekey_time: 0 (never rekey) is not supported by the core, which rekeys the IKE SA after %v", ike.DefaultIKERekeyTime)
-	}
-	for _, ch := range c.Children {
-		if ch.RekeyTime == 0 {
-			warn(".children.%s.rekey_time: 0 (never rekey) is not supported by the core, which rekeys the Child SA after %v", ch.Name, ike.DefaultChildRekeyTime)
-		}
-	}
-	return warns
-}
-
-// distinctKeys counts the different PSKs a responder could pick for c's peers.
-func distinctKeys(cfg *config.Config, c *config.Connection) int {
-	seen := map[string]bool{}
-	for _, s := range cfg.Secrets {
-		if s.Matches(c.Local.ID, c.Remote.ID) {
-			seen[string(s.PSK.Bytes())] = true
-		}
-	}
-	return len(seen)
 }
 
 // pathError is a conversion problem at a key below a connection; it prints as
@@ -90,7 +57,10 @@ func at(path string, err error) error { return &pathError{path: path, err: err} 
 
 // connection converts one connection (swanctl.conf connections.<name>, RFC 7296 terms:
 // the IKE SA's proposals §3.3, identities §3.5, traffic selectors §3.13).
-func connection(cfg *config.Config, c *config.Connection) (*ike.Connection, error) {
+//
+// rekey_time 0 (swanctl: never rekey) becomes ike.Never for the IKE SA — unless
+// reauth_time is set, which the core honours by rekeying at it — and for each child.
+func connection(cfg *config.Config, c *config.Connection, keys *keyring) (*ike.Connection, error) {
 	ic := &ike.Connection{
 		Name:        c.Name,
 		Version:     c.Version,
@@ -118,11 +88,13 @@ func connection(cfg *config.Config, c *config.Connection) (*ike.Connection, erro
 	}
 	ic.Local = ike.AuthConfig{ID: identity(c.Local.ID), Auth: ike.AuthPSK}
 	ic.Remote = ike.AuthConfig{ID: identity(c.Remote.ID), Auth: ike.AuthPSK}
-	secret, ok := cfg.PSK(c.Local.ID, c.Remote.ID)
-	if !ok {
+	if _, ok := cfg.PSK(c.Local.ID, c.Remote.ID); !ok {
 		return nil, at("remote.id", fmt.Errorf("no pre-shared key in secrets: for local id %s and remote id %s", c.Local.ID, c.Remote.ID))
 	}
-	ic.PSK = ike.Secret(append([]byte(nil), secret.PSK.Bytes()...))
+	ic.PSKFor = keys.psk
+	if c.RekeyTime == 0 && c.ReauthTime == 0 {
+		ic.RekeyTime = ike.Never
+	}
 	if !c.Fragmentation {
 		ic.Fragmentation = ike.FragmentationNo
 	}
@@ -153,7 +125,7 @@ func child(c *config.Connection, ch *config.Child) (ike.ChildConfig, error) {
 	p := "children." + ch.Name + "."
 	cc := ike.ChildConfig{
 		Name:         ch.Name,
-		RekeyTime:    ch.RekeyTime,
+		RekeyTime:    rekeyTime(ch.RekeyTime),
 		LifeTime:     ch.LifeTime,
 		RandTime:     ch.RandTime,
 		RekeyBytes:   ch.RekeyBytes,
@@ -181,6 +153,15 @@ func child(c *config.Connection, ch *config.Child) (ike.ChildConfig, error) {
 		return cc, at(p+"remote_ts", err)
 	}
 	return cc, nil
+}
+
+// rekeyTime maps a child's rekey_time: 0 is "never rekey" in the configuration
+// (swanctl.conf) and ike.Never in the core, where 0 means "the default".
+func rekeyTime(d time.Duration) time.Duration {
+	if d == 0 {
+		return ike.Never
+	}
+	return d
 }
 
 func action(a config.Action) ike.Action {

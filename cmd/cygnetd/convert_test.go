@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cygnet-ipsec/cygnet/actors/ike"
 	"github.com/cygnet-ipsec/cygnet/cmd/internal/config"
@@ -71,7 +72,10 @@ func mustProposals(t *testing.T, p wire.ProtocolID, s string) []wire.Proposal {
 }
 
 func TestConnectionConversion(t *testing.T) {
-	conns, _, err := connections(parse(t, siteYAML))
+	cfg := parse(t, siteYAML)
+	keys := &keyring{}
+	keys.set(cfg)
+	conns, _, err := connections(cfg, keys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +94,6 @@ func TestConnectionConversion(t *testing.T) {
 		Proposals: mustProposals(t, wire.ProtoIKE, "aes256gcm16-prfsha256-x25519,aes128-sha256-modp2048"),
 		Local:     ike.AuthConfig{ID: ike.Identity{Type: ike.IDFQDN, Data: []byte("gw-a.example")}, Auth: ike.AuthPSK},
 		Remote:    ike.AuthConfig{ID: ike.IdentityFromAddr(a2), Auth: ike.AuthPSK},
-		PSK:       ike.Secret{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
 		DPDDelay:  30 * time.Second,
 		RekeyTime: 2 * time.Hour, OverTime: 12 * time.Minute, RandTime: 12 * time.Minute,
 		Fragmentation: ike.FragmentationNo,
@@ -121,8 +124,14 @@ func TestConnectionConversion(t *testing.T) {
 			ReplayWindow: 32,
 		}},
 	}
-	if diff := cmp.Diff(want, conns[0], cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+	if diff := cmp.Diff(want, conns[0], cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+		cmpopts.IgnoreFields(ike.Connection{}, "PSKFor")); diff != "" {
 		t.Errorf("conversion (-want +got):\n%s", diff)
+	}
+	// The key comes from secrets.ike-site by the IKE SA's identities.
+	key, ok := conns[0].SecretFor(want.Local.ID, want.Remote.ID)
+	if wantKey := (ike.Secret{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}); !ok || string(key) != string(wantKey) {
+		t.Errorf("SecretFor(local, remote) = %x, %v; want secrets.ike-site's key", key, ok)
 	}
 	if err := conns[0].Validate(); err != nil {
 		t.Errorf("the core refuses the converted connection: %v", err)
@@ -151,7 +160,7 @@ secrets:
 			if err != nil {
 				t.Fatalf("the loader refused the file, so the conversion is not reached: %v", err)
 			}
-			_, _, err = connections(cfg)
+			_, _, err = connections(cfg, &keyring{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want it to contain %q", err, tc.want)
 			}
@@ -159,33 +168,122 @@ secrets:
 	}
 }
 
-// Settings the core approximates are warnings, never silent.
-func TestConversionWarnings(t *testing.T) {
+// rekey_time 0 is "never rekey": ike.Never for the IKE SA and the child, with no over
+// or life time; reauth_time stands in for an IKE rekey_time 0, as before; no warnings.
+func TestNeverRekeyConversion(t *testing.T) {
 	cfg := parse(t, `
 connections:
   c:
     local: {id: gw.example}
     rekey_time: 0
-    children: {n: {rekey_time: 0}}
+    children: {n: {rekey_time: 0}, d: {}}
+  r:
+    local: {id: gw.example}
+    rekey_time: 0
+    reauth_time: 3h
 secrets:
   ike-p1: {id-a: gw.example, id-b: p1.example, secret: k1}
   ike-p2: {id-a: gw.example, id-b: p2.example, secret: k2}
 `)
-	_, warns, err := connections(cfg)
+	conns, warns, err := connections(cfg, &keyring{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{
-		"test.yaml: connections.c.remote.id: %any and 2 different pre-shared keys match; the core holds one key per connection, so every peer must use the key of secrets.ike-p1",
-		"test.yaml: connections.c.rekey_time: 0 (never rekey) is not supported by the core, which rekeys the IKE SA after 4h0m0s",
-		"test.yaml: connections.c.children.n.rekey_time: 0 (never rekey) is not supported by the core, which rekeys the Child SA after 1h0m0s",
+	if len(warns) != 0 {
+		t.Errorf("warnings %q, want none", warns)
 	}
-	if d := cmp.Diff(want, warns); d != "" {
-		t.Errorf("warnings (-want +got):\n%s", d)
+	c := conns[0]
+	if c.RekeyTime != ike.Never || c.OverTime != 0 || c.RandTime != 0 {
+		t.Errorf("IKE: rekey %v over %v rand %v; want Never, 0, 0", c.RekeyTime, c.OverTime, c.RandTime)
 	}
-	_, warns, err = connections(parse(t, siteYAML))
+	if n := c.Children[0]; n.RekeyTime != ike.Never || n.LifeTime != 0 || n.RandTime != 0 {
+		t.Errorf("child n: rekey %v life %v rand %v; want Never, 0, 0", n.RekeyTime, n.LifeTime, n.RandTime)
+	}
+	if d := c.Children[1]; d.RekeyTime != time.Hour {
+		t.Errorf("child d: rekey %v; want the default 1h", d.RekeyTime)
+	}
+	eff := c.WithDefaults()
+	if eff.RekeyTime != ike.Never || eff.Children[0].RekeyTime != ike.Never || eff.Children[0].LifeTime != 0 {
+		t.Errorf("the core's defaults turned Never into %v / %v (life %v)", eff.RekeyTime, eff.Children[0].RekeyTime, eff.Children[0].LifeTime)
+	}
+	if r := conns[1].WithDefaults(); r.RekeyTime != 3*time.Hour {
+		t.Errorf("rekey_time 0 with reauth_time 3h: the core rekeys at %v, want 3h", r.RekeyTime)
+	}
+}
+
+// A concentrator connection (remote id %any) gets each peer's own key from secrets,
+// none for a peer without one; reload keeps a connection whose only change is a key.
+func TestConcentratorKeys(t *testing.T) {
+	const yaml = `
+connections:
+  branches:
+    local: {id: vpn.example}
+    remote: {id: "%any"}
+secrets:
+  ike-b1: {id-gw: vpn.example, id-b: b1.example, secret: %s}
+  ike-b2: {id-gw: vpn.example, id-b: b2.example, secret: key two}
+`
+	cfg := parse(t, strings.Replace(yaml, "%s", "key one", 1))
+	keys := &keyring{}
+	keys.set(cfg)
+	conns, warns, err := connections(cfg, keys)
 	if err != nil || len(warns) != 0 {
-		t.Errorf("site connection: warnings %q, error %v; want none", warns, err)
+		t.Fatalf("warnings %q, error %v", warns, err)
+	}
+	c := conns[0]
+	gw := ike.Identity{Type: ike.IDFQDN, Data: []byte("vpn.example")}
+	peer := func(s string) ike.Identity { return ike.Identity{Type: ike.IDFQDN, Data: []byte(s)} }
+	for p, want := range map[string]string{"b1.example": "key one", "b2.example": "key two"} {
+		if key, ok := c.SecretFor(gw, peer(p)); !ok || string(key) != want {
+			t.Errorf("%s: key %q, %v; want %q", p, key, ok, want)
+		}
+	}
+	if key, ok := c.SecretFor(gw, peer("b3.example")); ok {
+		t.Errorf("b3.example (no secret) got key %q", key)
+	}
+
+	// Reload with b1's key changed: the definition is the same, so the running
+	// connection stays (its SAs are not replaced), and new IKE SAs use the new key.
+	cur := parse(t, strings.Replace(yaml, "%s", "key one rotated", 1))
+	next, _, err := connections(cur, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepUnchanged(byName(conns), next)
+	if next[0] != c {
+		t.Errorf("a secret-only change replaced the connection")
+	}
+	keys.set(cur)
+	if key, _ := c.SecretFor(gw, peer("b1.example")); string(key) != "key one rotated" {
+		t.Errorf("after reload b1's key is %q", key)
+	}
+	// A changed definition is a new connection.
+	changed, _, err := connections(parse(t, strings.NewReplacer("%any", "b1.example", "%s", "key one").Replace(yaml)), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepUnchanged(byName(conns), changed)
+	if changed[0] == c {
+		t.Errorf("a changed remote id kept the running connection")
+	}
+}
+
+func TestConfigIdentity(t *testing.T) {
+	for _, s := range []string{"%any", "192.0.2.1", "2001:db8::1", "gw.example", "user@example.org", "keyid:0a0b0c"} {
+		id, err := ike.ParseIdentity(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := config.ParseIdentity(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := configIdentity(id); !ok || got != want {
+			t.Errorf("%s: %v %v, want %v", s, got, ok, want)
+		}
+	}
+	if _, ok := configIdentity(ike.Identity{Type: ike.IDIPv4, Data: []byte{1, 2}}); ok {
+		t.Errorf("a 2-byte IPv4 identity converted")
 	}
 }
 
@@ -197,7 +295,7 @@ func TestExamplesConvert(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conns, warns, err := connections(cfg)
+		conns, warns, err := connections(cfg, &keyring{})
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue

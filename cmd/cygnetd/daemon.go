@@ -44,6 +44,8 @@ type daemon struct {
 	chaos   bool
 	started time.Time
 	ids     *childIDs
+	keys    *keyring                   // every connection's PSKFor
+	running map[string]*ike.Connection // the definitions the actor tree holds (under reloadMu)
 
 	cfg      atomic.Pointer[config.Config] // the running configuration
 	reloadMu sync.Mutex                    // one reload at a time (SIGHUP and cygnetctl)
@@ -96,8 +98,9 @@ func (o overrides) apply(cfg *config.Config) error {
 	return nil
 }
 
-// loadConfig reads the file and applies the flags.
-func loadConfig(path string, o overrides) (*config.Config, []*ike.Connection, error) {
+// loadConfig reads the file and applies the flags. The connections look their keys up
+// in keys, which the caller points at the new configuration once it runs.
+func loadConfig(path string, o overrides, keys *keyring) (*config.Config, []*ike.Connection, error) {
 	cfg, err := config.Load(path, config.Options{})
 	if err != nil {
 		return nil, nil, err
@@ -105,7 +108,7 @@ func loadConfig(path string, o overrides) (*config.Config, []*ike.Connection, er
 	if err := o.apply(cfg); err != nil {
 		return nil, nil, err
 	}
-	conns, warns, err := connections(cfg)
+	conns, warns, err := connections(cfg, keys)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -116,9 +119,11 @@ func loadConfig(path string, o overrides) (*config.Config, []*ike.Connection, er
 // start brings a daemon up. Order matters: the control socket is bound before the actor
 // tree starts, because starting the tree removes kernel state a previous run left
 // (CleanupStale) and a second cygnetd must fail on the socket before it does that.
-func start(path string, o overrides, logs *logging.Logs, cfg *config.Config, conns []*ike.Connection) (*daemon, error) {
-	d := &daemon{path: path, flags: o, logs: logs, log: logs.Daemon(), chaos: cfg.Daemon.Chaos, started: time.Now(), ids: newChildIDs()}
+func start(path string, o overrides, logs *logging.Logs, cfg *config.Config, conns []*ike.Connection, keys *keyring) (*daemon, error) {
+	d := &daemon{path: path, flags: o, logs: logs, log: logs.Daemon(), chaos: cfg.Daemon.Chaos, started: time.Now(), ids: newChildIDs(),
+		keys: keys, running: byName(conns)}
 	d.cfg.Store(cfg)
+	keys.set(cfg)
 	for _, w := range cfg.Warnings {
 		logs.Logger(logging.Config).Warn(w)
 	}
@@ -260,10 +265,11 @@ func (d *daemon) reload(ctx context.Context) (*control.ReloadResult, error) {
 			zap.String("config", d.path), zap.Strings("errors", errorLines(err)))
 		return control.Errorf(control.CodeReloadFailed, "%v\n(the running configuration stays in place)", err)
 	}
-	cur, conns, err := loadConfig(d.path, d.flags)
+	cur, conns, err := loadConfig(d.path, d.flags, d.keys)
 	if err != nil {
 		return nil, fail(err)
 	}
+	keepUnchanged(d.running, conns)
 	old := d.cfg.Load()
 	ch := config.Diff(old, cur)
 	restart := ch.Restart
@@ -273,9 +279,14 @@ func (d *daemon) reload(ctx context.Context) (*control.ReloadResult, error) {
 	if old.Daemon.BlockThreshold != cur.Daemon.BlockThreshold {
 		restart = append(restart, "daemon.block_threshold")
 	}
+	// The new keys first, so that an added connection finds its key at once.
+	prevKeys := d.keys.cur.Load()
+	d.keys.set(cur)
 	if err := d.m.SetConnections(ctx, conns); err != nil {
+		d.keys.cur.Store(prevKeys)
 		return nil, fail(err)
 	}
+	d.running = byName(conns)
 	d.cfg.Store(cur)
 	d.logs.SetLevels(cur.Daemon.Log.Level, cur.Daemon.Log.Subsystems)
 	d.metrics.SetConnections(connNames(cur))

@@ -109,7 +109,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	cfg, conns, err := loadConfig(path, o)
+	keys := &keyring{}
+	cfg, conns, err := loadConfig(path, o, keys)
 	if err != nil {
 		fmt.Fprintf(stderr, "cygnetd: the configuration does not load:\n%v\n", err)
 		return exitError
@@ -136,7 +137,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 
-	d, err := start(path, o, logs, cfg, conns)
+	d, err := start(path, o, logs, cfg, conns, keys)
 	if err != nil {
 		logs.Daemon().Error("cygnetd could not start", zap.Error(err))
 		return exitError
