@@ -26,7 +26,12 @@ import (
 //
 // Simultaneous rekeys (§2.8.2): each end answers the other's request; the new IKE SA
 // created with the lowest of the four nonces is deleted by its initiator, and the
-// initiator of the surviving one deletes the old IKE SA.
+// initiator of the surviving one deletes the old IKE SA. When the winner's DELETE of
+// the old IKE SA reaches the loser before the winner's answer to the loser's request,
+// the loser takes the winner's IKE SA, answers, and forgets its own request (§2.25.2):
+// it never makes its redundant IKE SA. The winner, which made that SA by answering,
+// deletes it itself after oldIKELinger. Either way a redundant IKE SA's DELETE is sent
+// once and not retransmitted (ikeSA.redundant): the other end may not have it.
 
 // oldIKELinger is how long a rekeyed-away IKE SA waits for the peer's DELETE before we
 // delete it ourselves (oldIKEDeleteDue).
@@ -171,12 +176,14 @@ func (f *Family) onRekeyIKEResponse(ike *ikeSA, m *message, offered []wire.Propo
 				f.promote(p.sa, ike, false)
 				f.old = append(f.old, n)
 				n.state = IKEStateRekeyed
+				n.redundant = true
 				f.deleteOldIKE(n)
 				return
 			}
 			f.log(LevelInfo, "IKE SA rekey collision won")
 			// The peer deletes its redundant SA; we delete the old one.
 			p.sa.state = IKEStateRekeyed
+			p.sa.redundant = true
 			p.sa.deleteBy = f.now.Add(oldIKELinger)
 		}
 		f.promote(n, ike, true)
@@ -242,6 +249,9 @@ func (f *Family) deleteOldIKE(old *ikeSA) {
 		f.emit(ExchangeDone{Exchange: telemetry.ExchangeInformational, Role: telemetry.RoleInitiator, Outcome: telemetry.OutcomeOK})
 		done()
 	}, done)
+	if r := old.active; r != nil && old.redundant {
+		r.once = true
+	}
 }
 
 // oldIKEDeleteDue: the peer did not delete an IKE SA it replaced; we do.

@@ -71,6 +71,11 @@ type ikeSA struct {
 	passive *rekeyedIKE
 	// rekeying: our rekey request of this IKE SA is in flight.
 	rekeying bool
+	// redundant: the losing new IKE SA of a simultaneous rekey (§2.8.2), ours or the
+	// one we made by answering the peer. Its DELETE is sent once, not retransmitted:
+	// the peer may never have had it (the winner's DELETE of the old IKE SA overtook
+	// our answer), and nothing depends on it.
+	redundant bool
 }
 
 // rekeyedIKE remembers a new IKE SA created by a rekey exchange and that exchange's
@@ -105,6 +110,8 @@ type request struct {
 	// onTimeout runs when retransmissions are exhausted; nil means the peer is
 	// unreachable and the family dies (DESIGN.md failure table).
 	onTimeout func()
+	// once: never retransmitted; the first timeout runs onTimeout.
+	once bool
 }
 
 // retransmitDelay is the wait before retransmission n+1 (n = retransmissions done):
@@ -151,7 +158,7 @@ func (f *Family) transmit(r *request) {
 // retransmit handles the retransmission deadline of ike's active request.
 func (f *Family) retransmit(ike *ikeSA) {
 	r := ike.active
-	if r.tries < f.cfg.Retransmit.Tries {
+	if r.tries < f.cfg.Retransmit.Tries && !r.once {
 		r.tries++
 		f.emit(Retransmitted{Exchange: exchangeName(r.exchange), Try: r.tries})
 		f.transmit(r)
