@@ -111,6 +111,8 @@ type family struct {
 	timer, retry, shutdown *actorkit.Timer
 	coreGen                uint64
 	pending                []ike.Work
+	applying               bool        // carrying out a Step's effects
+	later                  []ike.Event // events raised meanwhile, for the next Steps
 
 	// children are the child actors, few per family (a slice is smaller than a map).
 	children []*childSlot
@@ -280,12 +282,41 @@ func (f *family) packet(ctx actor.Context, d *sockets.Datagram) {
 	f.apply(ctx, effs)
 }
 
+// step feeds ev to the core and carries out the effects. An event raised while effects
+// are being carried out (an install that fails at once) waits until they all are: the
+// next Step reuses the effect slice being walked.
 func (f *family) step(ctx actor.Context, ev ike.Event) {
+	if f.applying {
+		f.later = append(f.later, ev)
+		return
+	}
 	f.apply(ctx, f.core.Step(f.t.now(), ev))
 }
 
-// apply carries out the effects of one Step in order (ike.Step's contract).
+// apply carries out the effects of one Step in order (ike.Step's contract), then the
+// events they raised, and clears the effects: the core reuses the slice, and what it
+// held (keys of installed Child SAs, datagrams, infos) must not stay reachable while
+// the family idles.
 func (f *family) apply(ctx actor.Context, effs []ike.Effect) {
+	f.applying = true
+	done := f.applyEffects(ctx, effs)
+	clear(effs)
+	f.applying = false
+	for !done && len(f.later) > 0 && f.core != nil {
+		ev := f.later[0]
+		f.later[0] = nil
+		f.later = f.later[1:]
+		f.applying = true
+		effs = f.core.Step(f.t.now(), ev)
+		done = f.applyEffects(ctx, effs)
+		clear(effs)
+		f.applying = false
+	}
+	f.later = nil
+}
+
+// applyEffects carries out effs in order; true once the family is done (FamilyDone).
+func (f *family) applyEffects(ctx actor.Context, effs []ike.Effect) bool {
 	if f.conn == "" {
 		// A responder learns its connection in IKE_AUTH; the Child SAs installed in the
 		// same Step already need the name (metrics).
@@ -379,12 +410,13 @@ func (f *family) apply(ctx actor.Context, effs []ike.Effect) {
 			}
 			f.publishSummary()
 			f.stop(ctx, reason)
-			return
+			return true
 		}
 	}
 	if dirty || f.e.summary.Load() == nil {
 		f.publishSummary() // (a new family is listed from its first Step on)
 	}
+	return false
 }
 
 // childAction returns an action of the child definition name (ActionNone if unknown).
