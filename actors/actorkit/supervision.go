@@ -33,18 +33,19 @@ type Options struct {
 	// itself (saves an envelope per message and the context extras per actor).
 	Inline bool
 	// Mailbox replaces protoactor's default mailbox (a ring buffer that never shrinks);
-	// nil means actor.UnboundedLockfree (a linked queue: an empty mailbox holds a node).
+	// nil means this package's [Mailbox] (no queue memory while empty, fair turns on a
+	// [Dispatcher]).
 	Mailbox actor.MailboxProducer
 }
 
 // Props builds the props of a cygnet actor: stop-only supervision of its children,
-// the stop-only guardian when it is root-spawned, a lock-free mailbox, and [Middleware]
+// the stop-only guardian when it is root-spawned, [Mailbox], and [Middleware]
 // in front of its Receive unless o.Inline. The actor returned by producer should embed
 // [Guard].
 func Props(producer actor.Producer, log *zap.Logger, o Options) *actor.Props {
 	mb := o.Mailbox
 	if mb == nil {
-		mb = actor.UnboundedLockfree()
+		mb = Mailbox()
 	}
 	opts := []actor.PropsOption{actor.WithSupervisor(stopOnly), actor.WithMailbox(mb)}
 	if !o.Inline {
