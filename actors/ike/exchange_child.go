@@ -118,8 +118,7 @@ func (f *Family) sendChildRequest(ike *ikeSA, c *childSA, old *childSA) {
 	}
 	seed := f.randBytes(32)
 	// Hold the window while the key is generated, so nothing else takes it.
-	hold := &request{exchange: wire.ExchangeCreateChildSA}
-	ike.active = hold
+	hold := holdWindow(ike, wire.ExchangeCreateChildSA)
 	f.runWork(func() any {
 		priv, err := g.Generate(keRand(seed))
 		return keResult{priv: priv, err: err}
@@ -238,8 +237,7 @@ func (f *Family) onChildResponse(ike *ikeSA, c, old *childSA, m *message, offere
 		return
 	}
 	ike.busy = true
-	hold := &request{exchange: wire.ExchangeCreateChildSA}
-	ike.active = hold
+	hold := holdWindow(ike, wire.ExchangeCreateChildSA)
 	f.runWork(func() any {
 		shared, err := priv.SharedSecret(peerKE)
 		return keResult{shared: shared, err: err}

@@ -63,8 +63,7 @@ func (f *Family) startRekeyIKE(ike *ikeSA) {
 	ike.rekeying = true
 	ike.state = IKEStateRekeying
 	seed := f.randBytes(32)
-	hold := &request{exchange: wire.ExchangeCreateChildSA}
-	ike.active = hold
+	hold := holdWindow(ike, wire.ExchangeCreateChildSA)
 	f.runWork(func() any {
 		priv, err := g.Generate(keRand(seed))
 		return keResult{priv: priv, err: err}
@@ -139,8 +138,7 @@ func (f *Family) onRekeyIKEResponse(ike *ikeSA, m *message, offered []wire.Propo
 	spiR := SPI(binary.BigEndian.Uint64(chosen.SPI))
 	nr, peer := clone(nr), clone(ke.data)
 	oldPRF, oldD := ike.suite.PRF, ike.keys.D
-	hold := &request{exchange: wire.ExchangeCreateChildSA}
-	ike.active = hold
+	hold := holdWindow(ike, wire.ExchangeCreateChildSA)
 	f.runWork(func() any {
 		shared, err := priv.SharedSecret(peer)
 		if err != nil {

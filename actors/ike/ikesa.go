@@ -112,6 +112,18 @@ type request struct {
 	onTimeout func()
 	// once: never retransmitted; the first timeout runs onTimeout.
 	once bool
+	// hold: not a request at all but the window held while Work computes what the next
+	// request (or the end of this exchange) needs (holdWindow). No response matches it.
+	hold bool
+}
+
+// holdWindow takes ike's request window (§2.3) while Work runs for an exchange: no
+// other request starts meanwhile, and no response matches the hold (a duplicate of
+// the response just taken, say, arriving while the key exchange is computed).
+func holdWindow(ike *ikeSA, exchange wire.ExchangeType) *request {
+	r := &request{exchange: exchange, hold: true}
+	ike.active = r
+	return r
 }
 
 // retransmitDelay is the wait before retransmission n+1 (n = retransmissions done):
@@ -335,7 +347,7 @@ func (f *Family) onRequestPacket(ike *ikeSA, h Peeked, p PacketReceived) {
 
 func (f *Family) onResponsePacket(ike *ikeSA, h Peeked, p PacketReceived) {
 	r := ike.active
-	if r == nil || h.MsgID != r.msgID {
+	if r == nil || r.hold || h.MsgID != r.msgID {
 		f.drop(telemetry.DropMsgIDWindow, fmt.Sprintf("response %d, no such request outstanding", h.MsgID))
 		return
 	}
@@ -431,7 +443,7 @@ func (f *Family) fatal(ike *ikeSA, reason string, err error) {
 func (f *Family) sendDeleteIKEOnce(ike *ikeSA) {
 	m := &message{exchange: wire.ExchangeInformational, spiI: ike.spiI, spiR: ike.spiR,
 		initiator: ike.initiator, msgID: ike.nextReqID}
-	if ike.active != nil {
+	if ike.active != nil && !ike.active.hold {
 		// The window is taken; the peer would drop a second request. Use the next ID
 		// anyway: a peer with a larger window may still act on it.
 		m.msgID = ike.active.msgID + 1

@@ -37,6 +37,9 @@ import (
 //	advance DURATION             move the clock (timers, kernel lifetimes, auto delivery)
 //	auto on|off                  automatic delivery by the network's schedule
 //	defer-work on|off  run-work  hold Work effects / run them
+//	run-work I…                  run pending works I… (1-based, show work order) in that
+//	                             order; the others stay pending
+//	show work                    the pending works, as FAMILY#TOKEN
 //	fail-next-install NODE [N]   the next N Child SA installs on NODE fail
 //	kill-child NODE CHILD        the child actor of NODE's installed CHILD dies
 //	kill-family NODE             NODE's current family actor dies
@@ -242,7 +245,25 @@ func (w *World) exec(cmd string, args []string, extra *string) error {
 		w.DeferWork = arg(0) == "on"
 		return nil
 	case "run-work":
-		*extra = fmt.Sprintf("ran %d\n", w.RunWork())
+		if len(args) == 0 {
+			*extra = fmt.Sprintf("ran %d\n", w.RunWork())
+			return nil
+		}
+		// run-work I…: the listed pending works (1-based, "show work" order), in
+		// the order given; the others stay pending.
+		names := w.PendingWork()
+		var picked []string
+		for _, a := range args {
+			i, err := strconv.Atoi(a)
+			if err != nil || i < 1 || i > len(names) || slices.Contains(picked, names[i-1]) {
+				return fmt.Errorf("run-work: %q is not one of %d pending works", a, len(names))
+			}
+			picked = append(picked, names[i-1])
+		}
+		for _, name := range picked {
+			w.RunWorkAt(slices.Index(w.PendingWork(), name))
+		}
+		*extra = fmt.Sprintf("ran %s\n", strings.Join(picked, " "))
 		return nil
 	case "fail-next-install":
 		n, err := node()
@@ -342,8 +363,10 @@ func (w *World) exec(cmd string, args []string, extra *string) error {
 			*extra = w.ShowWire()
 		case "timers":
 			*extra = w.ShowTimers()
+		case "work":
+			*extra = "pending work: " + strings.Join(w.PendingWork(), " ") + "\n"
 		default:
-			return fmt.Errorf("show sas|kernel|wire|timers")
+			return fmt.Errorf("show sas|kernel|wire|timers|work")
 		}
 		return nil
 	case "check":

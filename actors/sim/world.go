@@ -61,6 +61,12 @@ type World struct {
 	// DeferWork keeps Work effects pending until RunWork (to test what happens while
 	// key exchanges are computed); otherwise Work runs at once.
 	DeferWork bool
+	// WorkDelay, when set (and DeferWork is off), schedules each Work effect to finish
+	// that long after it was emitted, in virtual time, as a worker pool under load
+	// would: results come back after other events, and out of order when a later Work
+	// draws a shorter delay. Advance delivers them in time order (ties in emission
+	// order); a family that ends first never sees its results.
+	WorkDelay func() time.Duration
 
 	rng     *rand.Rand
 	out     strings.Builder
@@ -79,6 +85,7 @@ type World struct {
 type pendingWork struct {
 	fh   *Family
 	work ike.Work
+	due  time.Time // WorkDelay: when it finishes; zero: held until RunWork
 }
 
 // Node is one host: an address, its connections, its kernel and its families.
@@ -282,9 +289,12 @@ func (fh *Family) apply(effects []ike.Effect) {
 		case ike.ArmTimer:
 			fh.timerAt, fh.gen = e.At, e.Gen
 		case ike.Work:
-			if w.DeferWork {
-				w.pending = append(w.pending, pendingWork{fh, e})
-			} else {
+			switch {
+			case w.DeferWork:
+				w.pending = append(w.pending, pendingWork{fh: fh, work: e})
+			case w.WorkDelay != nil:
+				w.pending = append(w.pending, pendingWork{fh: fh, work: e, due: w.Now.Add(w.WorkDelay())})
+			default:
 				feedback = append(feedback, ike.WorkDone{Token: e.Token, Result: e.Run()})
 			}
 		case ike.RouteSPI:
@@ -510,15 +520,41 @@ func (n *Node) receive(d *Datagram) {
 func (w *World) RunWork() int {
 	n := 0
 	for len(w.pending) > 0 {
-		p := w.pending[0]
-		w.pending = w.pending[1:]
-		if p.fh.Dead {
-			continue
+		if w.RunWorkAt(0) {
+			n++
 		}
-		p.fh.Feed(ike.WorkDone{Token: p.work.Token, Result: p.work.Run()})
-		n++
 	}
 	return n
+}
+
+// PendingWork lists the Work effects not yet run, in emission order, as "A1#3"
+// (family and token).
+func (w *World) PendingWork() []string {
+	out := make([]string, 0, len(w.pending))
+	for _, p := range w.pending {
+		out = append(out, fmt.Sprintf("%s#%d", p.fh.Name(), p.work.Token))
+	}
+	return out
+}
+
+// HasPendingWork reports whether a Work effect of fh is still to run.
+func (w *World) HasPendingWork(fh *Family) bool {
+	return slices.ContainsFunc(w.pending, func(p pendingWork) bool { return p.fh == fh })
+}
+
+// RunWorkAt runs the i-th pending Work effect (PendingWork order) and feeds its result
+// back; the others stay pending. It reports whether a live family got a result.
+func (w *World) RunWorkAt(i int) bool {
+	if i < 0 || i >= len(w.pending) {
+		return false
+	}
+	p := w.pending[i]
+	w.pending = slices.Delete(w.pending, i, i+1)
+	if p.fh.Dead {
+		return false
+	}
+	p.fh.Feed(ike.WorkDone{Token: p.work.Token, Result: p.work.Run()})
+	return true
 }
 
 // Advance moves the clock forward by d, firing family timers, kernel lifetimes and (with
@@ -562,6 +598,15 @@ func (w *World) nextEvent(target time.Time) (time.Time, func()) {
 				gen := fh.gen
 				fh.timerAt = time.Time{}
 				fh.Feed(ike.TimerFired{Gen: gen})
+			})
+		}
+	}
+	for _, p := range w.pending {
+		if !p.due.IsZero() {
+			consider(p.due, func() {
+				if j := slices.IndexFunc(w.pending, func(q pendingWork) bool { return q.fh == p.fh && q.work.Token == p.work.Token }); j >= 0 {
+					w.RunWorkAt(j)
+				}
 			})
 		}
 	}
