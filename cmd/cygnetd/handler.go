@@ -14,6 +14,7 @@ import (
 	"github.com/cygnet-ipsec/cygnet/actors"
 	"github.com/cygnet-ipsec/cygnet/actors/ike"
 	"github.com/cygnet-ipsec/cygnet/cmd/internal/control"
+	"github.com/cygnet-ipsec/cygnet/cmd/internal/logging"
 	"github.com/cygnet-ipsec/cygnet/kernel"
 )
 
@@ -41,9 +42,15 @@ func (h handler) ListConns(ctx context.Context, emit func(*control.Conn) error) 
 	return nil
 }
 
+// ListSAs lists the IKE SAs with their Child SAs (swanctl --list-sas). Each Child SA's
+// reqid and byte/packet counters come from one dump of the kernel's SAD taken before the
+// listing (readSATableFor; a listing of a few Child SAs reads just their SAs), joined on
+// SPI; if the read fails the SAs are listed without them and the log says why.
 func (h handler) ListSAs(ctx context.Context, filter control.SAFilter, emit func(*control.IKESA) error) error {
 	var rec control.IKESA
-	for _, sa := range h.d.m.ListSAs() {
+	all := h.d.m.ListSAs()
+	sas := all[:0]
+	for _, sa := range all {
 		if filter.IKE != "" && sa.Conn != filter.IKE {
 			continue
 		}
@@ -53,7 +60,17 @@ func (h handler) ListSAs(ctx context.Context, filter control.SAFilter, emit func
 		if len(sa.IKE) == 0 {
 			continue
 		}
-		ikeRecord(&rec, &sa, h.d.ids)
+		sas = append(sas, sa)
+	}
+	var ksas *saTable
+	if anyChildren(sas) {
+		var err error
+		if ksas, err = readSATableFor(ctx, h.d.backend.k, sas); err != nil {
+			h.d.logs.Logger(logging.Kernel).Warn("list-sas: the kernel's SAs could not be read; reqids and counters are left out", zap.Error(err))
+		}
+	}
+	for i := range sas {
+		ikeRecord(&rec, &sas[i], h.d.ids, ksas)
 		if err := emit(&rec); err != nil {
 			return err
 		}
@@ -61,10 +78,22 @@ func (h handler) ListSAs(ctx context.Context, filter control.SAFilter, emit func
 	return nil
 }
 
+// anyChildren reports whether some family has a Child SA (else the kernel is not read).
+func anyChildren(sas []actors.SA) bool {
+	for i := range sas {
+		if len(sas[i].Children) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // ikeRecord fills rec with family sa's current IKE SA and its Child SAs. An old IKE SA
 // that was rekeyed and waits for its deletion (RFC 7296 §2.8) is not listed: the
-// family's unique ID names one IKE SA at a time.
-func ikeRecord(rec *control.IKESA, sa *actors.SA, ids *childIDs) {
+// family's unique ID names one IKE SA at a time. ksas (nil: none) gives each Child SA's
+// reqid and counters: inbound is the SA with SPIIn towards the local address, outbound
+// the one with SPIOut towards the peer.
+func ikeRecord(rec *control.IKESA, sa *actors.SA, ids *childIDs, ksas *saTable) {
 	in := &sa.IKE[0]
 	*rec = control.IKESA{
 		Conn: sa.Conn, UniqueID: uint64(sa.Family), State: in.State.String(), Initiator: in.Initiator,
@@ -88,6 +117,18 @@ func ikeRecord(rec *control.IKESA, sa *actors.SA, ids *childIDs) {
 			Installed: unix(c.InstalledAt), RekeyAt: unix(c.RekeyAt), ExpireAt: unix(c.ExpireAt),
 			LocalTS: tsStrings(c.LocalTS), RemoteTS: tsStrings(c.RemoteTS),
 		})
+		ch := &rec.Children[len(rec.Children)-1]
+		kin, inOK := ksas.lookup(in.Local.Addr(), c.SPIIn)
+		kout, outOK := ksas.lookup(in.Remote.Addr(), c.SPIOut)
+		if inOK {
+			ch.ReqID, ch.BytesIn, ch.PacketsIn = uint32(kin.reqid), kin.counters.Bytes, kin.counters.Packets
+		}
+		if outOK {
+			if !inOK {
+				ch.ReqID = uint32(kout.reqid)
+			}
+			ch.BytesOut, ch.PacketsOut = kout.counters.Bytes, kout.counters.Packets
+		}
 	}
 }
 

@@ -100,9 +100,18 @@ secrets:
 		}
 		return ""
 	})
+	reqids := map[uint32]bool{}
 	for _, sa := range a.sas() {
 		if sa.RemoteID == "b3.example" && sa.State == "ESTABLISHED" {
 			t.Errorf("the concentrator established b3 (wrong key): %+v", sa)
+		}
+		// list-sas shows each Child SA's kernel reqid (cygnet's tag in the top byte),
+		// one per Child SA.
+		for _, ch := range sa.Children {
+			if ch.ReqID>>24 != 0xc7 || reqids[ch.ReqID] {
+				t.Errorf("%s's Child SA %s: reqid %#x; want a distinct cygnet reqid (0xc7……)", sa.RemoteID, ch.Name, ch.ReqID)
+			}
+			reqids[ch.ReqID] = true
 		}
 	}
 	// rekey_time 0 on both ends of b1 (the concentrator's child and b1's IKE SA and
