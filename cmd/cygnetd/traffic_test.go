@@ -19,7 +19,9 @@ var (
 )
 
 // peerAddr is the i-th peer's outer address.
-func peerAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+func peerAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+}
 
 // concentrator installs n families with two Child SAs each in a fresh in-memory kernel:
 // family i's child c has inbound SPI 0x10000000+2i+c (towards the gateway) and outbound
@@ -96,7 +98,7 @@ func testListJoin(t *testing.T, read func(kernel.Kernel, []actors.SA) (*saTable,
 		t.Fatal(err)
 	}
 	type counters struct {
-		reqid                 uint32
+		reqid                uint32
 		bin, pin, bout, pout uint64
 	}
 	want := map[[2]int]counters{
