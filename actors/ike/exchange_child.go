@@ -236,13 +236,13 @@ func (f *Family) onChildResponse(ike *ikeSA, c, old *childSA, m *message, offere
 		finish(nil)
 		return
 	}
-	ike.busy = true
+	// Our window stays held while the key exchange is computed. ike.busy is not ours
+	// to touch: it says the peer's request is being processed, and may be.
 	hold := holdWindow(ike, wire.ExchangeCreateChildSA)
 	f.runWork(func() any {
 		shared, err := priv.SharedSecret(peerKE)
 		return keResult{shared: shared, err: err}
 	}, func(res any) {
-		ike.busy = false
 		if ike.active == hold {
 			ike.active = nil
 		}

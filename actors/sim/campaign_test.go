@@ -37,6 +37,7 @@ var (
 	randSeed  = flag.Int64("sim.seed", -1, "TestRandom: replay only this seed and log its event trace")
 	randSeeds = flag.Int("sim.seeds", 2000, "TestRandom: number of seeds")
 	randFrom  = flag.Uint64("sim.from", 1, "TestRandom: first seed")
+	randWork  = flag.String("sim.work", "auto", "TestRandom: key-exchange work: now (inline), delay (finishes after a short random virtual delay: results interleave with other events and come back out of order), hold (finishes within 10 s of virtual time, or earlier at a random step, several in random order), auto (the seed picks)")
 )
 
 // pinnedSeeds found bugs in the core once; they run first, always.
@@ -50,16 +51,24 @@ var pinnedSeeds = []uint64{
 func TestRandom(t *testing.T) {
 	if *randSeed >= 0 {
 		seed := uint64(*randSeed)
-		c := runCampaign(seed, true)
+		c := runCampaign(seed, true, *randWork)
 		t.Logf("trace of seed %d:\n%s", seed, c.trace.String())
 		if len(c.v) > 0 {
 			t.Fatalf("seed %d: %s", seed, strings.Join(c.v, "\n"))
 		}
 		return
 	}
-	seeds := slices.Clone(pinnedSeeds)
+	type run struct {
+		seed uint64
+		work string
+	}
+	var seeds []run
+	for _, s := range pinnedSeeds {
+		// They found their bugs with key-exchange work done inline.
+		seeds = append(seeds, run{s, "now"})
+	}
 	for s := *randFrom; s < *randFrom+uint64(*randSeeds); s++ {
-		seeds = append(seeds, s)
+		seeds = append(seeds, run{s, *randWork})
 	}
 	var (
 		next   atomic.Int64
@@ -77,13 +86,13 @@ func TestRandom(t *testing.T) {
 				if i >= len(seeds) {
 					return
 				}
-				seed := seeds[i]
-				c := runCampaign(seed, false)
+				seed, work := seeds[i].seed, seeds[i].work
+				c := runCampaign(seed, false, work)
 				if len(c.v) == 0 {
 					continue
 				}
 				mu.Lock()
-				failed = append(failed, fmt.Sprintf("seed %d: %s\n  replay: go test ./actors/sim -run 'TestRandom$' -sim.seed=%d -v", seed, c.v[0], seed))
+				failed = append(failed, fmt.Sprintf("seed %d (work %s): %s\n  replay: go test ./actors/sim -run 'TestRandom$' -sim.seed=%d -sim.work=%s -v", seed, c.work, c.v[0], seed, work))
 				stop := len(failed) >= 10
 				mu.Unlock()
 				if stop {
@@ -97,7 +106,7 @@ func TestRandom(t *testing.T) {
 	if len(failed) > 0 {
 		t.Fatalf("%d failing seeds (first 10):\n%s", len(failed), strings.Join(failed, "\n"))
 	}
-	t.Logf("%d seeds passed (from %d, plus %d pinned)", *randSeeds, *randFrom, len(pinnedSeeds))
+	t.Logf("%d seeds passed (from %d, work %s, plus %d pinned)", *randSeeds, *randFrom, *randWork, len(pinnedSeeds))
 }
 
 // maxWait bounds how long a request may wait for its response: strongSwan's default
@@ -105,10 +114,12 @@ func TestRandom(t *testing.T) {
 // exchange, and the step granularity of the checks.
 const maxWait = 240 * time.Second
 
+// outstandingKey is one wait of a family: for the response to its request (msgID is
+// the next request's ID) or for its own processing of the peer's request msgIDIn.
 type outstandingKey struct {
-	fh    *Family
-	spiI  ike.SPI
-	msgID uint32
+	fh             *Family
+	spiI           ike.SPI
+	msgID, msgIDIn uint32
 }
 
 // link of the campaign between a spoke and the hub.
@@ -146,6 +157,10 @@ type campaign struct {
 	cmdFam   *Family
 	cmdChild ike.ChildRef
 	childCmd bool
+	// work is how key-exchange work runs (now, delay, hold), drawn with wr, a stream
+	// of its own so that a seed's topology and commands do not depend on it.
+	work string
+	wr   *rand.Rand
 }
 
 func (c *campaign) logf(format string, args ...any) {
@@ -161,8 +176,9 @@ func (c *campaign) violate(format string, args ...any) {
 func pick[T any](r *rand.Rand, xs ...T) T { return xs[r.IntN(len(xs))] }
 
 // runCampaign runs one seed; with trace, the world's output and the commands are kept.
-func runCampaign(seed uint64, trace bool) (c *campaign) {
-	c = &campaign{seed: seed, r: rand.New(rand.NewPCG(seed, 0xca4a)), w: New(seed), terminated: map[*Family]bool{}, forged: map[*Family]bool{}, gone: map[[2]ike.SPI]bool{}, waiting: map[outstandingKey]time.Time{}}
+func runCampaign(seed uint64, trace bool, work string) (c *campaign) {
+	c = &campaign{seed: seed, r: rand.New(rand.NewPCG(seed, 0xca4a)), w: New(seed), terminated: map[*Family]bool{}, forged: map[*Family]bool{}, gone: map[[2]ike.SPI]bool{}, waiting: map[outstandingKey]time.Time{},
+		wr: rand.New(rand.NewPCG(seed, 0x3047))}
 	if trace {
 		c.trace = &strings.Builder{}
 	}
@@ -175,11 +191,13 @@ func runCampaign(seed uint64, trace bool) (c *campaign) {
 	}()
 	c.w.OnEffect = c.onEffect
 	c.w.Mute = !trace
+	c.setupWork(work)
 	c.setup()
 	steps := 20 + c.r.IntN(40)
 	for c.steps = 1; c.steps <= steps && len(c.v) == 0; c.steps++ {
 		c.step()
 		c.flush()
+		c.releaseWork()
 		c.check()
 	}
 	if len(c.v) == 0 {
@@ -193,6 +211,69 @@ func (c *campaign) flush() {
 	if c.trace != nil && out != "" {
 		c.trace.WriteString(out)
 	}
+}
+
+// setupWork decides how Work effects (key-exchange math) run. In the daemon they go to a
+// worker pool and come back as WorkDone events later, after other events of the family
+// (packets, timers, commands), in any order, or never when the family ended first.
+//
+//   - now: inline, as the daemon does when the pool is idle.
+//   - delay: each finishes 0–5 ms (60%), 5–200 ms (25%) or 0.2–8 s (15%) of virtual time
+//     after it was emitted: results interleave with deliveries and timers, and come back
+//     out of order; the long ones outlast the first retransmission.
+//   - hold: each finishes within 10 s, but after every step a random subset of those
+//     pending runs at once, in random order.
+//
+// Either way every Work finishes in bounded virtual time (a pool never loses work), so
+// "no exchange waits forever" keeps its meaning: a family waiting on its own Work is
+// excused from having a timer only while that Work is pending (checkWaits).
+func (c *campaign) setupWork(work string) {
+	if work == "auto" || work == "" {
+		work = pick(c.wr, "now", "delay", "hold")
+	}
+	c.work = work
+	switch work {
+	case "delay":
+		c.w.WorkDelay = func() time.Duration {
+			switch k := c.wr.IntN(100); {
+			case k < 60:
+				return time.Duration(c.wr.IntN(5000)) * time.Microsecond
+			case k < 85:
+				return time.Duration(5+c.wr.IntN(195)) * time.Millisecond
+			default:
+				return time.Duration(200+c.wr.IntN(7800)) * time.Millisecond
+			}
+		}
+	case "hold":
+		c.w.WorkDelay = func() time.Duration { return time.Duration(c.wr.IntN(10000)) * time.Millisecond }
+	case "now":
+	default:
+		panic(fmt.Sprintf("-sim.work=%q: want now, delay, hold or auto", work))
+	}
+	c.logf("work %s\n", work)
+}
+
+// releaseWork (hold) runs a random subset of the pending Work effects, in random order.
+func (c *campaign) releaseWork() {
+	if c.work != "hold" || len(c.v) > 0 {
+		return
+	}
+	names := c.w.PendingWork()
+	var run []string
+	for _, n := range names {
+		if c.wr.IntN(2) == 0 {
+			run = append(run, n)
+		}
+	}
+	c.wr.Shuffle(len(run), func(i, j int) { run[i], run[j] = run[j], run[i] })
+	if len(run) == 0 {
+		return
+	}
+	c.begin(fmt.Sprintf("run work %s (of %s)", strings.Join(run, " "), strings.Join(names, " ")), nil, 0, false)
+	for _, n := range run {
+		c.w.RunWorkAt(slices.Index(c.w.PendingWork(), n))
+	}
+	c.flush()
 }
 
 // setup builds the topology.
@@ -779,6 +860,16 @@ func (c *campaign) check() {
 // schedule allows.
 func (c *campaign) checkWaits() {
 	w := c.w
+	seen := map[outstandingKey]bool{}
+	defer func() {
+		// A wait that ended is forgotten: the same key may come back later (a
+		// responder busy with request n+1 has the same next request ID).
+		for k := range c.waiting {
+			if !seen[k] {
+				delete(c.waiting, k)
+			}
+		}
+	}()
 	for _, fh := range w.Families() {
 		if fh.Dead {
 			continue
@@ -791,10 +882,11 @@ func (c *campaign) checkWaits() {
 			if !i.Outstanding {
 				continue
 			}
-			if fh.timerAt.IsZero() {
-				c.violate("%s: IKE SA %v waits for a response with no timer armed", fh.Name(), i.SPIi)
+			if fh.timerAt.IsZero() && !w.HasPendingWork(fh) {
+				c.violate("%s: IKE SA %v waits for a response with no timer armed and no work pending", fh.Name(), i.SPIi)
 			}
-			k := outstandingKey{fh, i.SPIi, i.NextMsgIDOut}
+			k := outstandingKey{fh, i.SPIi, i.NextMsgIDOut, i.NextMsgIDIn}
+			seen[k] = true
 			since, ok := c.waiting[k]
 			if !ok {
 				c.waiting[k] = w.Now
@@ -802,8 +894,8 @@ func (c *campaign) checkWaits() {
 				c.violate("%s: IKE SA %v has waited %v for the response to request %d", fh.Name(), i.SPIi, w.Now.Sub(since), i.NextMsgIDOut-1)
 			}
 		}
-		if fh.timerAt.IsZero() && len(s.IKE) > 0 && s.IKE[0].State == ike.IKEStateConnecting {
-			c.violate("%s: half-open IKE SA with no timer", fh.Name())
+		if fh.timerAt.IsZero() && len(s.IKE) > 0 && s.IKE[0].State == ike.IKEStateConnecting && !w.HasPendingWork(fh) {
+			c.violate("%s: half-open IKE SA with no timer and no work pending", fh.Name())
 		}
 	}
 }
