@@ -163,7 +163,10 @@ func start(path string, o overrides, logs *logging.Logs, cfg *config.Config, con
 	acfg.HalfOpenPerPeer = cfg.Daemon.BlockThreshold
 	acfg.Connections = conns
 	acfg.Chaos = d.chaos
-	if d.m, err = actors.New(acfg, d.backend.k, logs.Logger(logging.Manager), d.rec); err != nil {
+	// One logger for the whole tree, routed per line to the subsystem it is about
+	// (logging.Tree): the manager's own lines, the families', the Child SA actors', the
+	// sockets' and protoactor's each follow their own level.
+	if d.m, err = actors.New(acfg, d.backend.k, logs.Tree(logging.Manager), d.rec); err != nil {
 		d.closeServers()
 		_ = d.backend.k.Close()
 		return nil, err
@@ -185,7 +188,8 @@ func start(path string, o overrides, logs *logging.Logs, cfg *config.Config, con
 	}
 	d.goBackground(func() { d.backend.run(ctx) })
 	d.goBackground(func() { d.pruneIDs(ctx) })
-	d.goBackground(func() { d.logEvents(ctx, logs.Logger(logging.Family)) })
+	// Child SA events at the child subsystem's level, IKE SA events at the family's.
+	d.goBackground(func() { d.logEvents(ctx, logs.Tree(logging.Family)) })
 
 	ikePort, nattPort := d.m.Ports()
 	metricsAddr := ""

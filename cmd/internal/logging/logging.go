@@ -6,6 +6,9 @@
 //   - New returns a *Logs; Logger(sub) is that subsystem's *zap.Logger (named after it,
 //     e.g. "kernel"), Slog(sub) the same output as a *slog.Logger, and ActorLoggerFactory
 //     plugs protoactor into the Actor subsystem (notes/protoactor.md, Logging).
+//   - Tree(def) is one logger for a component that logs for several subsystems (the
+//     actor tree): each line goes to the subsystem its logger name or its fields
+//     ("family", "child", …) say, at that subsystem's level (route.go).
 //   - SetLevels changes levels atomically; loggers handed out earlier follow.
 //   - Secrets never reach a log line: key material travels in a Secret, whose every
 //     printed form is "<redacted>" (String, GoString, fmt verbs, zap object, JSON, text,

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/cygnet-ipsec/cygnet/actors/telemetry/logfield"
@@ -183,9 +184,64 @@ func TestTreeRoutesByName(t *testing.T) {
 			t.Errorf("line %v lost the With field", l)
 		}
 	}
-	want := []string{"manager info", "family: family debug", "family.x: nested", "child: child info", "sockets: socket debug after reload"}
-	want[0] = ": manager info"
+	want := []string{"manager: manager info", "family: family debug", "family.x: nested", "child: child info", "sockets: socket debug after reload"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("logged %q\nwant %q", got, want)
+	}
+}
+
+// The actor tree's family and child actors log through the one logger they are given,
+// without names: their lines are routed by the fields that say what they are about
+// ("child", "family", protoactor's "system"), whether given with With or on the line. A
+// subsystem at warn emits no info line while one at debug emits its debug lines.
+func TestTreeRoutesByFields(t *testing.T) {
+	var out bytes.Buffer
+	logs, err := New(Options{Output: &out, Level: zapcore.InfoLevel,
+		Levels: map[Subsystem]zapcore.Level{Family: zapcore.DebugLevel, Child: zapcore.WarnLevel, Manager: zapcore.WarnLevel, Actor: zapcore.ErrorLevel}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := logs.Tree(Manager)
+	fam := tree.With(zap.Uint64("family", 7), logfield.Conn("ab"))
+	child := fam.With(logfield.Child("net"))
+
+	fam.Debug("family debug (With)")                                                    // on: family at debug
+	tree.Debug("family debug (own field)", zap.Uint64("family", 7))                     // on
+	child.Info("child info (With)")                                                     // off: child at warn
+	tree.Info("child info (own field)", logfield.Child("net"), zap.Uint64("family", 7)) // off: child wins
+	child.Warn("child warn")                                                            // on
+	tree.Info("manager info")                                                           // off: manager at warn
+	tree.Debug("manager debug")                                                         // off
+	tree.Warn("manager warn")                                                           // on
+	if ce := tree.Check(zapcore.DebugLevel, "family debug (Check, then fields)"); ce != nil {
+		ce.Write(zap.Uint64("family", 7)) // on: decided at Write
+	}
+	if ce := tree.Check(zapcore.InfoLevel, "manager info (Check)"); ce != nil {
+		ce.Write(zap.String("x", "y")) // off: no field names a subsystem, manager at warn
+	}
+	slogger := logs.Tree(Manager)
+	slogger.With(zap.String("system", "s1")).Warn("protoactor warn") // off: actor at error
+
+	var got []string
+	for _, l := range lines(t, &out) {
+		got = append(got, l["logger"].(string)+": "+l["msg"].(string))
+	}
+	want := []string{"family: family debug (With)", "family: family debug (own field)", "child: child warn",
+		"manager: manager warn", "family: family debug (Check, then fields)"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("logged %q\nwant %q", got, want)
+	}
+
+	// At reload the levels move for the routed lines too.
+	out.Reset()
+	logs.SetLevels(zapcore.WarnLevel, map[Subsystem]zapcore.Level{Child: zapcore.DebugLevel})
+	fam.Info("family info after reload") // off: family now at warn
+	child.Debug("child debug after reload")
+	got = got[:0]
+	for _, l := range lines(t, &out) {
+		got = append(got, l["logger"].(string)+": "+l["msg"].(string))
+	}
+	if strings.Join(got, "|") != "child: child debug after reload" {
+		t.Errorf("after reload logged %q", got)
 	}
 }
