@@ -41,6 +41,8 @@ type daemon struct {
 	m       *actors.Manager
 	ctl     *control.Server
 	msrv    *metrics.Server
+	dsrv    *metrics.Server // Go's profiler, when daemon.debug_address is set
+	goBase  goRuntime       // the GC settings Go started with (GOGC, GOMEMLIMIT)
 	chaos   bool
 	started time.Time
 	ids     *childIDs
@@ -119,9 +121,10 @@ func loadConfig(path string, o overrides, keys *keyring) (*config.Config, []*ike
 // start brings a daemon up. Order matters: the control socket is bound before the actor
 // tree starts, because starting the tree removes kernel state a previous run left
 // (CleanupStale) and a second cygnetd must fail on the socket before it does that.
-func start(path string, o overrides, logs *logging.Logs, cfg *config.Config, conns []*ike.Connection, keys *keyring) (*daemon, error) {
+func start(path string, o overrides, logs *logging.Logs, cfg *config.Config, conns []*ike.Connection, keys *keyring, goBase goRuntime) (*daemon, error) {
 	d := &daemon{path: path, flags: o, logs: logs, log: logs.Daemon(), chaos: cfg.Daemon.Chaos, started: time.Now(), ids: newChildIDs(),
-		keys: keys, running: byName(conns)}
+		keys: keys, running: byName(conns), goBase: goBase}
+	goBase.apply(cfg.Daemon, d.log)
 	d.cfg.Store(cfg)
 	keys.set(cfg)
 	for _, w := range cfg.Warnings {
@@ -136,6 +139,12 @@ func start(path string, o overrides, logs *logging.Logs, cfg *config.Config, con
 	var err error
 	if cfg.Daemon.MetricsAddress != "" {
 		if d.msrv, err = metrics.Listen(cfg.Daemon.MetricsAddress, d.metrics); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Daemon.DebugAddress != "" {
+		if d.dsrv, err = metrics.ListenDebug(cfg.Daemon.DebugAddress); err != nil {
+			d.closeServers()
 			return nil, err
 		}
 	}
@@ -185,6 +194,15 @@ func start(path string, o overrides, logs *logging.Logs, cfg *config.Config, con
 				logs.Logger(logging.Metrics).Error("metrics endpoint stopped", zap.Error(err))
 			}
 		})
+	}
+	if d.dsrv != nil {
+		d.goBackground(func() {
+			if err := d.dsrv.Serve(ctx); err != nil {
+				d.log.Error("Go profiler endpoint stopped", zap.Error(err))
+			}
+		})
+		d.log.Warn("Go profiler (pprof) served: anyone who can connect sees stacks, heap profile and command line",
+			zap.String("address", d.dsrv.Addr().String()+"/debug/pprof/"))
 	}
 	d.goBackground(func() { d.backend.run(ctx) })
 	d.goBackground(func() { d.pruneIDs(ctx) })
@@ -242,10 +260,12 @@ func (d *daemon) closeServers() {
 	if d.ctl != nil {
 		_ = d.ctl.Close()
 	}
-	if d.msrv != nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = d.msrv.Serve(ctx) // closes the listener at once
+	for _, srv := range []*metrics.Server{d.msrv, d.dsrv} {
+		if srv != nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = srv.Serve(ctx) // closes the listener at once
+		}
 	}
 }
 
@@ -293,6 +313,7 @@ func (d *daemon) reload(ctx context.Context) (*control.ReloadResult, error) {
 	d.running = byName(conns)
 	d.cfg.Store(cur)
 	d.logs.SetLevels(cur.Daemon.Log.Level, cur.Daemon.Log.Subsystems)
+	d.goBase.apply(cur.Daemon, clog)
 	d.metrics.SetConnections(connNames(cur))
 
 	res := &control.ReloadResult{Added: ch.Added, Removed: ch.Removed, Changed: ch.Changed,

@@ -109,6 +109,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	goBase := currentGoRuntime() // before anything changes the GC settings
 	keys := &keyring{}
 	cfg, conns, err := loadConfig(path, o, keys)
 	if err != nil {
@@ -137,7 +138,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 
-	d, err := start(path, o, logs, cfg, conns, keys)
+	d, err := start(path, o, logs, cfg, conns, keys, goBase)
 	if err != nil {
 		logs.Daemon().Error("cygnetd could not start", zap.Error(err))
 		return exitError

@@ -186,6 +186,18 @@ secrets: {ike: {secret: k}}
   metrics_address: localhost9917
 `,
 		`test.yaml:2: daemon.metrics_address: expected host:port like 127.0.0.1:9917 or [::1]:9917, got "localhost9917"`},
+	{"bad debug address", `daemon:
+  debug_address: 6060
+`,
+		`test.yaml:2: daemon.debug_address: expected host:port like 127.0.0.1:9917 or [::1]:9917, got "6060"`},
+	{"gc_percent zero", `daemon:
+  gc_percent: 0
+`,
+		`test.yaml:2: daemon.gc_percent: expected a percentage from 1 to 100000 (like 100, Go's default) or off, got "0"`},
+	{"memory_limit too small", `daemon:
+  memory_limit: 10m
+`,
+		`test.yaml:2: daemon.memory_limit: expected a size from 64m up (like 4g), got "10m"`},
 	{"unknown log subsystem", `daemon:
   log:
     subsystems: {ike: debug}

@@ -100,7 +100,23 @@ type Daemon struct {
 	Kernel KernelBackend
 	// Chaos enables the control API's debug-kill command (chaos testing).
 	Chaos bool
+
+	// DebugAddress is where Go's profiler (net/http/pprof, under /debug/pprof/) is
+	// served (host:port); empty, the default, disables it. It shows the daemon's
+	// goroutines, heap and command line to whoever can connect: bind it to loopback.
+	DebugAddress string
+	// GCPercent is the garbage collector's target (runtime/debug.SetGCPercent, as
+	// GOGC): 0 leaves Go's setting (GOGC, else 100), GCPercentOff turns the collector
+	// off unless MemoryLimit is near.
+	GCPercent int
+	// MemoryLimit is the Go runtime's soft memory limit in bytes
+	// (runtime/debug.SetMemoryLimit, as GOMEMLIMIT); 0 leaves Go's setting (GOMEMLIMIT,
+	// else none).
+	MemoryLimit int64
 }
+
+// GCPercentOff is gc_percent: off.
+const GCPercentOff = -1
 
 // Defaults for the daemon section.
 const (

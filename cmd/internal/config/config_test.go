@@ -39,6 +39,9 @@ daemon:
   chaos: yes
   retransmit: {timeout: 0.5, base: 1.4, tries: 2}
   fragment_size: 576
+  debug_address: 127.0.0.1:6060
+  gc_percent: 400
+  memory_limit: 3g
 connections:
   ab:
     version: 2
@@ -88,6 +91,9 @@ func TestLoadEveryKey(t *testing.T) {
 			Chaos:           true,
 			Retransmit:      Retransmit{Timeout: 500 * time.Millisecond, Base: 1.4, Tries: 2},
 			FragmentSize:    576,
+			DebugAddress:    "127.0.0.1:6060",
+			GCPercent:       400,
+			MemoryLimit:     3 << 30,
 		},
 		Connections: []*Connection{{
 			Name:        "ab",
@@ -219,5 +225,21 @@ secrets:
 	}
 	if p1.Local.ID.Value != "192.0.2.1" || p2.LocalAddrs[0] != netip.MustParseAddr("192.0.2.1") {
 		t.Errorf("merged local side: %+v / %+v", p1.Local, p2.LocalAddrs)
+	}
+}
+
+// gc_percent: off is GCPercentOff; nothing given leaves Go's settings (zero values) and
+// the profiler off; a changed debug_address needs a restart, GC settings do not.
+func TestRuntimeSettings(t *testing.T) {
+	def := mustParse(t, "daemon: {}\n")
+	if d := def.Daemon; d.GCPercent != 0 || d.MemoryLimit != 0 || d.DebugAddress != "" {
+		t.Errorf("defaults: gc_percent %d, memory_limit %d, debug_address %q; want 0, 0, \"\"", d.GCPercent, d.MemoryLimit, d.DebugAddress)
+	}
+	off := mustParse(t, "daemon: {gc_percent: off, memory_limit: 512m, debug_address: \"[::1]:6060\"}\n")
+	if d := off.Daemon; d.GCPercent != GCPercentOff || d.MemoryLimit != 512<<20 {
+		t.Errorf("gc_percent off, memory_limit 512m: %d, %d", d.GCPercent, d.MemoryLimit)
+	}
+	if ch := Diff(def, off); len(ch.Restart) != 1 || ch.Restart[0] != "daemon.debug_address" {
+		t.Errorf("restart keys %q, want only daemon.debug_address", ch.Restart)
 	}
 }

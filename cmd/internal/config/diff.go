@@ -19,8 +19,8 @@ type Changes struct {
 	// Unchanged are connections whose SAs must not be touched.
 	Unchanged []string
 	// Restart lists daemon: keys that changed but take effect only when cygnetd restarts.
-	// Every other daemon: key (log levels, cookie_threshold, block_threshold) applies at
-	// reload.
+	// Every other daemon: key (log levels, cookie_threshold, block_threshold,
+	// gc_percent, memory_limit) applies at reload.
 	Restart []string
 }
 
@@ -60,6 +60,7 @@ func Diff(old, cur *Config) Changes {
 		{"port", o.Port == n.Port},
 		{"port_nat_t", o.PortNATT == n.PortNATT},
 		{"metrics_address", o.MetricsAddress == n.MetricsAddress},
+		{"debug_address", o.DebugAddress == n.DebugAddress},
 		{"control_socket", o.ControlSocket == n.ControlSocket},
 		{"log.format", o.Log.Format == n.Log.Format},
 		{"kernel", o.Kernel == n.Kernel},

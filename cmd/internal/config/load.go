@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -165,6 +166,15 @@ func (d *decoder) daemon(n *yaml.Node, path string, dm *Daemon) {
 			// RFC 7383 §2.5.1: at least the IPv4 minimum datagram size.
 			d.uintRange(v, p, 576, 65535, func(x uint64) { dm.FragmentSize = int(x) })
 		},
+		"debug_address": func(v *yaml.Node, p string) {
+			if isNull(v) {
+				dm.DebugAddress = ""
+				return
+			}
+			with(d, v, p, "host:port", parseListenAddress, &dm.DebugAddress)
+		},
+		"gc_percent":   func(v *yaml.Node, p string) { with(d, v, p, "a percentage or off", parseGCPercent, &dm.GCPercent) },
+		"memory_limit": func(v *yaml.Node, p string) { with(d, v, p, "a size", parseMemoryLimit, &dm.MemoryLimit) },
 	}, nil)
 	if dm.Port == dm.PortNATT {
 		if _, given := d.lines[join(path, "port_nat_t")]; given {
@@ -202,6 +212,31 @@ func parseSeconds(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("expected a number of seconds from 0.01 to 3600 (like 4 or 0.5), got %q", s)
 	}
 	return time.Duration(f * float64(time.Second)), nil
+}
+
+// parseGCPercent reads daemon.gc_percent: 1 to 100000 (GOGC's percentage) or off.
+func parseGCPercent(s string) (int, error) {
+	if s == "off" {
+		return GCPercentOff, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 100000 {
+		return 0, fmt.Errorf("expected a percentage from 1 to 100000 (like 100, Go's default) or off, got %q", s)
+	}
+	return n, nil
+}
+
+// parseMemoryLimit reads daemon.memory_limit: a size with an optional k, m or g suffix
+// (binary), at least 64m: below that the runtime would collect without pause.
+func parseMemoryLimit(s string) (int64, error) {
+	n, err := parseVolume(s)
+	if err != nil {
+		return 0, err
+	}
+	if n < 64<<20 || n > math.MaxInt64 {
+		return 0, fmt.Errorf("expected a size from 64m up (like 4g), got %q", s)
+	}
+	return int64(n), nil
 }
 
 // parseListenAddress reads host:port (an empty string disables the endpoint).

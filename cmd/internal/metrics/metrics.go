@@ -5,7 +5,10 @@
 //
 // Contract:
 //   - Everything is registered in the Metrics' own prometheus.Registry; the default
-//     registry and http.DefaultServeMux are never touched.
+//     registry is never touched, and http.DefaultServeMux is never served (net/http/pprof,
+//     imported for ListenDebug, registers itself there).
+//   - ListenDebug is the opt-in Go profiler endpoint (net/http/pprof on its own mux and
+//     listener, never on /metrics' server).
 //   - Names follow Prometheus conventions (cygnet_ prefix, _total for counters, _seconds
 //     for durations). Label sets are bounded: at most the connection name (from the
 //     configuration) and values from fixed enumerations; free-form values such as
