@@ -14,6 +14,8 @@ pkgs=(
   libstrongswan-extra-plugins libstrongswan-standard-plugins
   # a real Prometheus: promtool checks and an end-to-end scrape
   prometheus
+  # perf for the concentrator benchmark's profile step (cmd/cygnet-load/bench)
+  linux-perf
 )
 
 missing=()
