@@ -397,6 +397,12 @@ func (id Identity) Matches(got Identity) bool {
 	return id.Type == got.Type && string(id.Data) == string(got.Data)
 }
 
+// Equal reports whether id and other are the same identity (type and data; %any
+// equals only %any). The manager compares identities with it for InitialContact.
+func (id Identity) Equal(other Identity) bool {
+	return id.Type == other.Type && string(id.Data) == string(other.Data)
+}
+
 // String prints the identity the way ParseIdentity reads it.
 func (id Identity) String() string {
 	switch id.Type {

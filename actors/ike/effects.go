@@ -111,6 +111,24 @@ type Dropped struct {
 	Detail string
 }
 
+// InitialContact: the peer's authenticated IKE_AUTH message carried INITIAL_CONTACT
+// (RFC 7296 §2.4): the IKE SA SPIi/SPIr, just established, is the only one the peer
+// holds between LocalID and RemoteID (it restarted, say). It follows the Established
+// of that IKE SA.
+//
+// What the manager does: end every OTHER IKE family whose current IKE SA has the same
+// LocalID and RemoteID (IKEInfo.LocalID, IKEInfo.RemoteID of their Established) —
+// never this one — as it ends a killed family: stop it and remove its kernel state,
+// without a DELETE exchange (the peer no longer knows those IKE SAs; a DELETE would be
+// retransmitted into the void for the whole schedule). Remote is the peer's address as
+// this IKE SA sees it, for logs and for a manager that also requires the same address.
+// A responder family with a %any remote identity gets the peer's authenticated ID.
+type InitialContact struct {
+	SPIi, SPIr        SPI
+	LocalID, RemoteID Identity
+	Remote            netip.AddrPort
+}
+
 // NotifySeen: a Notify payload was sent (Sent) or received.
 type NotifySeen struct {
 	Type string
@@ -161,24 +179,25 @@ type FamilyDone struct {
 	Err    error
 }
 
-func (SendDatagram) isEffect()  {}
-func (InstallChild) isEffect()  {}
-func (RemoveChild) isEffect()   {}
-func (ArmTimer) isEffect()      {}
-func (Work) isEffect()          {}
-func (RouteSPI) isEffect()      {}
-func (UnrouteSPI) isEffect()    {}
-func (Established) isEffect()   {}
-func (IKEClosed) isEffect()     {}
-func (ChildUp) isEffect()       {}
-func (ChildDown) isEffect()     {}
-func (ChildFailed) isEffect()   {}
-func (ExchangeDone) isEffect()  {}
-func (Dropped) isEffect()       {}
-func (NotifySeen) isEffect()    {}
-func (Retransmitted) isEffect() {}
-func (Log) isEffect()           {}
-func (FamilyDone) isEffect()    {}
+func (SendDatagram) isEffect()   {}
+func (InstallChild) isEffect()   {}
+func (RemoveChild) isEffect()    {}
+func (ArmTimer) isEffect()       {}
+func (Work) isEffect()           {}
+func (RouteSPI) isEffect()       {}
+func (UnrouteSPI) isEffect()     {}
+func (Established) isEffect()    {}
+func (IKEClosed) isEffect()      {}
+func (ChildUp) isEffect()        {}
+func (ChildDown) isEffect()      {}
+func (ChildFailed) isEffect()    {}
+func (ExchangeDone) isEffect()   {}
+func (Dropped) isEffect()        {}
+func (NotifySeen) isEffect()     {}
+func (InitialContact) isEffect() {}
+func (Retransmitted) isEffect()  {}
+func (Log) isEffect()            {}
+func (FamilyDone) isEffect()     {}
 
 func (e SendDatagram) String() string {
 	return fmt.Sprintf("SendDatagram %v→%v %dB", e.Local, e.Remote, len(e.Data))
@@ -222,6 +241,9 @@ func (e NotifySeen) String() string {
 		return "NotifySent " + e.Type
 	}
 	return "NotifyReceived " + e.Type
+}
+func (e InitialContact) String() string {
+	return fmt.Sprintf("InitialContact %v_i %v_r %v - %v from %v", e.SPIi, e.SPIr, e.LocalID, e.RemoteID, e.Remote)
 }
 func (e Retransmitted) String() string {
 	return fmt.Sprintf("Retransmitted %s try %d", e.Exchange, e.Try)

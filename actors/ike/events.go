@@ -96,6 +96,12 @@ type ChildDied struct{ Ref ChildRef }
 // Ignored when a Child SA of that definition exists or is being created.
 type Acquire struct{ Name string }
 
+// NotFirstContact: the shell now holds another IKE family for this family's connection
+// and peer (one came up while this one was being set up: both ends initiated at once,
+// say). If this family's IKE_AUTH is not sent yet it carries no INITIAL_CONTACT (RFC
+// 7296 §2.4), as with Options.NoInitialContact: the other IKE SA must survive.
+type NotFirstContact struct{}
+
 // WorkDone carries the result of a Work effect's Run back into the family.
 type WorkDone struct {
 	Token  uint64
@@ -116,6 +122,7 @@ func (ChildExpired) isEvent()       {}
 func (ChildDied) isEvent()          {}
 func (Acquire) isEvent()            {}
 func (WorkDone) isEvent()           {}
+func (NotFirstContact) isEvent()    {}
 
 func (e PacketReceived) String() string {
 	return fmt.Sprintf("PacketReceived %v→%v %dB", e.Remote, e.Local, len(e.Data))
@@ -139,6 +146,7 @@ func (e ChildExpired) String() string {
 	}
 	return "ChildExpired " + e.Ref.String() + " soft"
 }
-func (e ChildDied) String() string { return "ChildDied " + e.Ref.String() }
-func (e Acquire) String() string   { return "Acquire " + e.Name }
-func (e WorkDone) String() string  { return fmt.Sprintf("WorkDone token=%d", e.Token) }
+func (e ChildDied) String() string     { return "ChildDied " + e.Ref.String() }
+func (e Acquire) String() string       { return "Acquire " + e.Name }
+func (e WorkDone) String() string      { return fmt.Sprintf("WorkDone token=%d", e.Token) }
+func (NotFirstContact) String() string { return "NotFirstContact" }

@@ -17,7 +17,7 @@ import (
 //
 //	Initiator                         Responder
 //	-------------------------------------------------------------------
-//	HDR, SK {IDi, [IDr,] AUTH,
+//	HDR, SK {IDi, [N(INITIAL_CONTACT),] [IDr,] AUTH,
 //	    [N(USE_TRANSPORT_MODE)], SAi2, TSi, TSr}  -->
 //	                                  <--  HDR, SK {IDr, AUTH,
 //	                                           [N(USE_TRANSPORT_MODE)], SAr2, TSi, TSr}
@@ -25,6 +25,10 @@ import (
 // The Child SA rides along but its failure is its own (§1.2, RFC 6023): a response
 // with IDr and AUTH but an error notify instead of SAr2 establishes the IKE SA without
 // it. Without SAi2 (childless, RFC 6023) no Child SA is created at all.
+//
+// INITIAL_CONTACT (§2.4): the initiator sends it unless Options.NoInitialContact; a
+// family that receives it in the peer's authenticated IKE_AUTH message emits
+// InitialContact once the IKE SA is established, for the manager to act on.
 
 // childErrorNotifies are the notifies that reject a Child SA and nothing else
 // (DESIGN.md failure table, first two rows).
@@ -82,6 +86,10 @@ func (f *Family) startAuth(ike *ikeSA) {
 	m := &message{exchange: wire.ExchangeIKEAuth}
 	local := cfg.Local.ID
 	m.add(payload{typ: wire.PayloadIDi, id: &local})
+	if !f.opts.NoInitialContact {
+		// §2.4: the only IKE SA between these identities (Options.NoInitialContact).
+		m.addNotify(wire.NotifyInitialContact, nil)
+	}
 	if cfg.Remote.ID.Type != IDAny {
 		remote := cfg.Remote.ID
 		m.add(payload{typ: wire.PayloadIDr, id: &remote})
@@ -146,6 +154,7 @@ func (f *Family) onAuthResponse(ike *ikeSA, m *message) {
 	c := in.child
 	f.established(ike)
 	f.emit(ExchangeDone{Exchange: telemetry.ExchangeIKEAuth, Role: telemetry.RoleInitiator, Outcome: telemetry.OutcomeOK})
+	f.noteInitialContact(ike, m)
 	if c == nil || c.state == ChildStateGone {
 		return
 	}
@@ -311,6 +320,17 @@ func (f *Family) finishAuthResponder(ike *ikeSA, req, resp *message) {
 	f.respond(ike, req, resp)
 	f.established(ike)
 	f.emit(ExchangeDone{Exchange: telemetry.ExchangeIKEAuth, Role: telemetry.RoleResponder, Outcome: telemetry.OutcomeOK})
+	f.noteInitialContact(ike, req)
+}
+
+// noteInitialContact emits InitialContact when the peer's authenticated IKE_AUTH
+// message m carried INITIAL_CONTACT (RFC 7296 §2.4), once ike is established.
+func (f *Family) noteInitialContact(ike *ikeSA, m *message) {
+	if m.getNotify(wire.NotifyInitialContact) == nil || !ike.established() {
+		return
+	}
+	f.log(LevelInfo, "peer sent INITIAL_CONTACT", "spi_i", ike.spiI.String(), "spi_r", ike.spiR.String(), "peer_id", ike.peerID.String())
+	f.emit(InitialContact{SPIi: ike.spiI, SPIr: ike.spiR, LocalID: f.cfg.Local.ID, RemoteID: ike.peerID, Remote: ike.remote})
 }
 
 // responderChild negotiates, installs and answers a Child SA request as responder

@@ -13,7 +13,8 @@ import (
 	"github.com/cygnet-ipsec/cygnet/wire/proposal"
 )
 
-// Options are daemon-wide settings of a family (strongSwan keeps them in charon.*).
+// Options are a family's settings outside its Connection: daemon-wide ones (strongSwan
+// keeps them in charon.*) and what the shell knows when it creates the family.
 type Options struct {
 	// NATTPort is the local port IKE moves to when a NAT is detected (RFC 7296 §2.23;
 	// charon.port_nat_t). Default 4500. The remote side moves to its NAT-T port, which
@@ -22,6 +23,14 @@ type Options struct {
 	// RemoteNATTPort is the peer's NAT-T port (default 4500). Tests on loopback with
 	// ephemeral ports set it.
 	RemoteNATTPort uint16
+	// NoInitialContact keeps INITIAL_CONTACT out of an initiator's IKE_AUTH (RFC 7296
+	// §2.4). By default the first IKE_AUTH carries it: this IKE SA is the only one
+	// between the two authenticated identities, and the peer may delete every other
+	// (they are left over from before a restart). The shell sets NoInitialContact when
+	// it creates an initiator while it holds another IKE family for the same connection
+	// and peer, whose IKE SA must survive, and feeds NotFirstContact when such a family
+	// comes up later, before this one's IKE_AUTH. Responders ignore it.
+	NoInitialContact bool
 }
 
 func (o Options) withDefaults() Options {
@@ -185,6 +194,8 @@ func (f *Family) Step(now time.Time, ev Event) []Effect {
 		f.onChildExpired(e.Ref, e.Hard)
 	case ChildDied:
 		f.onChildDied(e.Ref)
+	case NotFirstContact:
+		f.opts.NoInitialContact = true
 	case WorkDone:
 		if cont, ok := f.work[e.Token]; ok {
 			delete(f.work, e.Token)

@@ -190,6 +190,11 @@ func runCampaign(seed uint64, trace bool, work string) (c *campaign) {
 		}
 	}()
 	c.w.OnEffect = c.onEffect
+	c.w.OnReplaced = func(old, by *Family) {
+		// INITIAL_CONTACT: the manager ends old; its peer may keep an orphan.
+		c.logf("  [%s replaced by %s: initial contact]\n", old.Name(), by.Name())
+		c.ended(old)
+	}
 	c.w.Mute = !trace
 	c.setupWork(work)
 	c.setup()

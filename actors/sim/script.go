@@ -29,6 +29,7 @@ import (
 //	link SRC DST [loss= dup= reorder= delay= mtu=]
 //	initiate NODE [CHILD]        Initiate (or InitiateChild) on NODE's current family,
 //	                             creating an initiator family if it has none
+//	initiate-new NODE [CHILD]    the same, always in a new initiator family
 //	acquire NODE CHILD           a kernel acquire for CHILD
 //	deliver [N|all]              deliver N datagrams in flight (default: until quiet)
 //	drop [N]  dup  swap  tamper  lose, duplicate, reorder, corrupt the first in flight
@@ -165,7 +166,7 @@ func (w *World) exec(cmd string, args []string, extra *string) error {
 		}
 		w.Net.SetLink(args[0], args[1], l)
 		return nil
-	case "initiate", "acquire":
+	case "initiate", "acquire", "initiate-new":
 		n, err := node()
 		if err != nil {
 			return err
@@ -177,7 +178,7 @@ func (w *World) exec(cmd string, args []string, extra *string) error {
 				ev = ike.Acquire{Name: c}
 			}
 		}
-		if live := n.Live(); len(live) > 0 {
+		if live := n.Live(); len(live) > 0 && cmd != "initiate-new" {
 			live[len(live)-1].Feed(ev)
 			return nil
 		}

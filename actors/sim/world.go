@@ -80,6 +80,9 @@ type World struct {
 	// OnEffect, when set, sees every effect of every family before it is carried out
 	// (the randomized runs track which event ended which SA with it).
 	OnEffect func(fh *Family, e ike.Effect)
+	// OnReplaced, when set, sees each family the manager ends because another (by)
+	// received INITIAL_CONTACT for the same identities, before it ends.
+	OnReplaced func(old, by *Family)
 }
 
 type pendingWork struct {
@@ -134,6 +137,8 @@ type Family struct {
 	reqids  map[ike.ChildRef]kernel.Reqid
 	spis    map[ike.ChildRef][2]kernel.SAID // installed inbound, outbound
 	larval  map[ike.ChildRef]kernel.SAID
+	created time.Time // when the manager made it
+	upAt    time.Time // its first IKE SA's Established (zero before)
 }
 
 // Name prints the family as "A1".
@@ -204,7 +209,7 @@ func (n *Node) newFamily() *Family {
 	n.nextID++
 	var seed [32]byte
 	copy(seed[:], fmt.Sprintf("%d/%s/%d", n.w.Seed, n.Name, n.nextID))
-	fh := &Family{Node: n, ID: n.nextID, rng: rand.NewChaCha8(seed),
+	fh := &Family{Node: n, ID: n.nextID, rng: rand.NewChaCha8(seed), created: n.w.Now,
 		reqids: map[ike.ChildRef]kernel.Reqid{}, spis: map[ike.ChildRef][2]kernel.SAID{}, larval: map[ike.ChildRef]kernel.SAID{}}
 	n.Families = append(n.Families, fh)
 	return fh
@@ -244,8 +249,16 @@ func (n *Node) Initiate(conn string, ev ike.Event) (*Family, error) {
 	if cfg == nil {
 		return nil, fmt.Errorf("node %s: no connection %q", n.Name, conn)
 	}
+	// The manager's INITIAL_CONTACT rule: only the first contact says so (another family
+	// of this connection, in either role, must survive).
+	opts := n.Opts
+	for _, o := range n.Live() {
+		if o.F.Connection().Name == conn {
+			opts.NoInitialContact = true
+		}
+	}
 	fh := n.newFamily()
-	f, err := ike.NewInitiator(cfg, env{fh}, n.Opts)
+	f, err := ike.NewInitiator(cfg, env{fh}, opts)
 	if err != nil {
 		n.Families = n.Families[:len(n.Families)-1]
 		n.nextID--
@@ -308,6 +321,16 @@ func (fh *Family) apply(effects []ike.Effect) {
 		case ike.RemoveChild:
 			fh.remove(e.Ref)
 		case ike.Established:
+			if fh.upAt.IsZero() {
+				fh.upAt = w.Now
+				// The manager's INITIAL_CONTACT rule, continued: an initiator of the
+				// same connection still being set up is no longer the first contact.
+				for _, o := range n.Live() {
+					if o != fh && o.upAt.IsZero() && o.F.Connection().Name == fh.F.Connection().Name {
+						o.Feed(ike.NotFirstContact{})
+					}
+				}
+			}
 			if e.Rekeyed {
 				w.printf("  %s: IKE SA rekeyed %v_i %v_r\n", fh.Name(), e.IKE.SPIi, e.IKE.SPIr)
 			} else {
@@ -329,6 +352,9 @@ func (fh *Family) apply(effects []ike.Effect) {
 			}
 		case ike.Retransmitted:
 			w.printf("  %s: retransmit %s try %d\n", fh.Name(), e.Exchange, e.Try)
+		case ike.InitialContact:
+			w.printf("  %s: initial contact from %v\n", fh.Name(), e.RemoteID)
+			n.initialContact(fh, e)
 		case ike.FamilyDone:
 			fh.end(e.Reason)
 		}
@@ -443,6 +469,28 @@ func (fh *Family) end(reason string) {
 	_ = n.Kernel.DeleteOwned(context.Background(), kernel.FamilyID(fh.ID))
 	w.pending = slices.DeleteFunc(w.pending, func(p pendingWork) bool { return p.fh == fh })
 	w.printf("  %s: family done (%s)\n", fh.Name(), reason)
+}
+
+// initialContact plays the manager on ike.InitialContact from fh: every other live
+// family of the node whose current IKE SA joins the same two identities ends at once,
+// without a DELETE (the peer restarted; it no longer knows them), like a killed
+// family. Only families up before fh was created: one that came up while fh was being
+// set up may be the other half of a simultaneous initiation by both ends, where each
+// end's INITIAL_CONTACT would otherwise end the other's survivor.
+func (n *Node) initialContact(fh *Family, e ike.InitialContact) {
+	for _, o := range n.Live() {
+		if o == fh || o.upAt.IsZero() || !o.upAt.Before(fh.created) {
+			continue
+		}
+		s := o.F.Snapshot()
+		if len(s.IKE) == 0 || !s.IKE[0].LocalID.Equal(e.LocalID) || !s.IKE[0].RemoteID.Equal(e.RemoteID) {
+			continue
+		}
+		if n.w.OnReplaced != nil {
+			n.w.OnReplaced(o, fh)
+		}
+		o.end("replaced by initial contact")
+	}
 }
 
 // Kill ends the family as if its actor had been killed: the manager removes its state;
