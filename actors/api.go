@@ -119,6 +119,10 @@ func newManager(cfg Config, k kernel.Kernel, log *zap.Logger, rec telemetry.Reco
 	}
 
 	t.sys = actorkit.NewSystem(log)
+	if cfg.Dispatcher == nil {
+		t.dispatcher = actorkit.NewDispatcher(actorkit.DispatcherConfig{})
+		cfg.Dispatcher = t.dispatcher
+	}
 	t.familyPolicy = &actorkit.Policy{Kind: string(telemetry.ActorFamily), Log: log, Hooks: t.hooks}
 	t.childPolicy = &actorkit.Policy{Kind: string(telemetry.ActorChild), Log: log, Hooks: t.hooks}
 	t.managerPolicy = &actorkit.Policy{Kind: string(telemetry.ActorManager), Log: log, Hooks: t.hooks}
@@ -508,6 +512,9 @@ func (m *Manager) Kill() {
 		_ = m.socks.Close()
 	}
 	m.t.sys.Root.Stop(m.pid)
+	if m.t.dispatcher != nil {
+		m.t.dispatcher.Close() // the stopping actors' turns run on goroutines
+	}
 	m.closeOnce.Do(func() {
 		m.kevents.Close()
 		m.t.events.close()
@@ -528,5 +535,8 @@ func (m *Manager) closeResources() {
 		m.t.pool.Close()
 		m.t.events.close()
 		m.t.sys.Shutdown()
+		if m.t.dispatcher != nil {
+			m.t.dispatcher.Close() // later turns (stray timers) run on goroutines
+		}
 	})
 }

@@ -540,7 +540,14 @@ func (r *chaosRun) checkKernels() {
 			}
 			c := live[childKey{e.SA.Owner.Family, e.SA.Owner.Child}]
 			if perName[nameKey{e.SA.Owner.Family, c.Name}] < 2 {
-				r.t.Errorf("%s: SA %s has no outbound policy", x.name, e.SA.Describe())
+				var same []string
+				for k2, c2 := range live {
+					if c2.Name == c.Name && slices.Equal(c2.LocalTS, c.LocalTS) && k2 != (childKey{e.SA.Owner.Family, e.SA.Owner.Child}) {
+						same = append(same, fmt.Sprintf("family %d child %d %v", k2.f, c2.Ref, c2.State))
+					}
+				}
+				r.t.Errorf("%s: SA %s has no outbound policy (family %d child %d %q %v; live Child SAs with the same selectors: %v)",
+					x.name, e.SA.Describe(), e.SA.Owner.Family, e.SA.Owner.Child, c.Name, c.State, same)
 			}
 		}
 		r.t.Logf("%s: kernel holds %d SAs and %d policies, all owned by %d live Child SAs", x.name, len(tb.SAs), len(tb.Policies), len(live))

@@ -76,8 +76,9 @@ type Config struct {
 	// Chaos enables KillActor (debug kill of a named actor, for chaos tests).
 	Chaos bool
 
-	// Dispatcher replaces protoactor's goroutine dispatcher (unit tests use
-	// actor.NewSynchronizedDispatcher). Now replaces time.Now.
+	// Dispatcher replaces the tree's own dispatcher (an actorkit.Dispatcher: mailbox
+	// turns on long-lived workers, closed with the tree); unit tests use
+	// actor.NewSynchronizedDispatcher. Now replaces time.Now.
 	Dispatcher actor.Dispatcher
 	Now        func() time.Time
 }

@@ -36,6 +36,7 @@ type pairOptions struct {
 	cfg   func(*Config)
 	conn  func(*ike.Connection)
 	log   *zap.Logger
+	recs  [2]telemetry.Recorder // newPairWithKernels: the recorders of a and b (nil: none)
 }
 
 func newNode(t testing.TB, name string, addr netip.Addr, first kernel.SPI, o pairOptions) *node {

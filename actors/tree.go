@@ -71,6 +71,9 @@ type tree struct {
 	policies *policyTable
 	hooks    actorkit.Hooks
 
+	// dispatcher runs the actors' turns, unless Config.Dispatcher replaced it (nil).
+	dispatcher *actorkit.Dispatcher
+
 	familyProps, childProps *actor.Props
 	// The guard policies the actors run in their own Receive (actorkit.Options.Inline).
 	familyPolicy, childPolicy, managerPolicy *actorkit.Policy
