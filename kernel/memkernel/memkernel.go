@@ -24,7 +24,6 @@ package memkernel
 
 import (
 	"cmp"
-	"container/heap"
 	"context"
 	"fmt"
 	"net/netip"
@@ -248,7 +247,10 @@ func (t *tables) schedule(e *saEntry) {
 	t.gen++
 	e.gen = t.gen
 	id := e.sa.ID()
-	push := func(d time.Duration) { heap.Push(&t.timers, timer{at: e.added.Add(d), id: id, gen: e.gen}) }
+	if len(t.timers) >= 64 && len(t.timers) > 4*len(t.sas) {
+		t.timers.dropStale(t.sas) // superseded deadlines of replaced and deleted SAs
+	}
+	push := func(d time.Duration) { t.timers.push(timer{at: e.added.Add(d), id: id, gen: e.gen}) }
 	if e.larval {
 		push(t.acqExpires)
 		return
@@ -657,7 +659,7 @@ func (k *Kernel) Advance(now time.Time) {
 		t.now = now
 	}
 	for len(t.timers) > 0 && !t.timers[0].at.After(t.now) {
-		tm := heap.Pop(&t.timers).(timer)
+		tm := t.timers.pop()
 		e, ok := t.sas[tm.id]
 		if !ok || e.gen != tm.gen {
 			continue // deleted, replaced or updated since
@@ -830,21 +832,77 @@ type timer struct {
 	gen uint64
 }
 
-// timerHeap orders deadlines by time, then SA (destination, SPI): container/heap.
+// timerHeap orders deadlines by time, then SA (destination, SPI): a binary min-heap
+// on a typed slice (container/heap would box each timer in an interface). An SA that is
+// replaced or updated leaves its old deadlines behind; they are skipped when they come
+// due, and dropped in bulk when they outnumber the live ones (dropStale), so that the
+// heap of a kernel whose clock is never advanced stays bounded.
 type timerHeap []timer
 
-func (h timerHeap) Len() int { return len(h) }
-func (h timerHeap) Less(i, j int) bool {
+func (h timerHeap) less(i, j int) bool {
 	if c := h[i].at.Compare(h[j].at); c != 0 {
 		return c < 0
 	}
 	return cmp.Or(h[i].id.Dst.Compare(h[j].id.Dst), cmp.Compare(h[i].id.SPI, h[j].id.SPI)) < 0
 }
-func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
-func (h *timerHeap) Pop() any {
+
+func (h *timerHeap) push(tm timer) {
+	*h = append(*h, tm)
+	h.up(len(*h) - 1)
+}
+
+// pop removes and returns the earliest deadline; the heap must not be empty.
+func (h *timerHeap) pop() timer {
 	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+	n := len(old) - 1
+	old[0], old[n] = old[n], old[0]
+	tm := old[n]
+	*h = old[:n]
+	h.down(0)
+	return tm
+}
+
+func (h timerHeap) up(j int) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if !h.less(j, i) {
+			return
+		}
+		h[i], h[j] = h[j], h[i]
+		j = i
+	}
+}
+
+func (h timerHeap) down(i int) {
+	n := len(h)
+	for {
+		j := 2*i + 1
+		if j >= n {
+			return
+		}
+		if r := j + 1; r < n && h.less(r, j) {
+			j = r
+		}
+		if !h.less(j, i) {
+			return
+		}
+		h[i], h[j] = h[j], h[i]
+		i = j
+	}
+}
+
+// dropStale removes the deadlines of SAs that are gone or were rescheduled since, and
+// restores the heap order.
+func (h *timerHeap) dropStale(sas map[kernel.SAID]*saEntry) {
+	live := (*h)[:0]
+	for _, tm := range *h {
+		if e, ok := sas[tm.id]; ok && e.gen == tm.gen {
+			live = append(live, tm)
+		}
+	}
+	clear((*h)[len(live):])
+	*h = live
+	for i := len(live)/2 - 1; i >= 0; i-- {
+		live.down(i)
+	}
 }
