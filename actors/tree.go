@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -84,9 +85,86 @@ type tree struct {
 	workRetry     time.Duration
 }
 
-// kctx is the context of one kernel call.
+// kctx is the context of one kernel call: its deadline is KernelTimeout from now.
 func (t *tree) kctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), t.kernelTimeout)
+	c := &kernelCtx{deadline: time.Now().Add(t.kernelTimeout)}
+	return c, c.cancel
+}
+
+// kernelCtx is a context with a deadline that pays for a timer only when a kernel
+// waits on Done. The kernels check Err when a call starts (package memkernel, and
+// xfrm before its netlink request); context.WithTimeout armed and stopped a runtime
+// timer for each of the half-dozen kernel calls of every Child SA install.
+type kernelCtx struct {
+	deadline time.Time
+
+	mu       sync.Mutex
+	done     chan struct{} // made by the first Done
+	closed   bool
+	timer    *time.Timer
+	canceled bool
+}
+
+var _ context.Context = (*kernelCtx)(nil)
+
+func (c *kernelCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c *kernelCtx) Value(any) any { return nil }
+
+func (c *kernelCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.errLocked()
+}
+
+func (c *kernelCtx) errLocked() error {
+	if c.canceled {
+		return context.Canceled
+	}
+	if !time.Now().Before(c.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+func (c *kernelCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.errLocked() != nil {
+			c.closeLocked()
+		} else {
+			c.timer = time.AfterFunc(time.Until(c.deadline), func() {
+				c.mu.Lock()
+				c.closeLocked()
+				c.mu.Unlock()
+			})
+		}
+	}
+	return c.done
+}
+
+func (c *kernelCtx) closeLocked() {
+	if !c.closed {
+		c.closed = true
+		close(c.done)
+	}
+}
+
+func (c *kernelCtx) cancel() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.canceled {
+		return
+	}
+	c.canceled = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.done != nil {
+		c.closeLocked()
+	}
 }
 
 // kernelOp times one kernel call for the metrics.
