@@ -37,8 +37,10 @@ type childSA struct {
 	// passive is the successor the peer created by rekeying this Child SA while our own
 	// rekey of it was in flight (a collision to resolve when our response arrives).
 	passive *childSA
-	// successor replaced this Child SA (state ChildStateRekeyed).
-	successor *childSA
+	// successor replaced this Child SA (state ChildStateRekeyed); ownSuccessor: it
+	// came from our own rekey, concluded with no collision known (lateRekeyCollision).
+	successor    *childSA
+	ownSuccessor bool
 	// rekeyActive: our rekey request for this Child SA is outstanding.
 	rekeyActive bool
 	// peerDeleted: the peer deleted this Child SA while our rekey of it was outstanding.

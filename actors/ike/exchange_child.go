@@ -369,13 +369,27 @@ func (f *Family) concludeRekey(old, c *childSA) {
 		}
 		f.log(LevelInfo, "Child SA rekey collision won", "child", c.cfg.Name)
 	}
-	old.successor = c
+	old.successor, old.ownSuccessor = c, true
 	if old.peerDeleted || old.state == ChildStateGone {
 		f.dropGoneOld(old, telemetry.ReasonRekeyed)
 		return
 	}
 	old.state = ChildStateRekeyed
 	f.queueDeleteChild(old, telemetry.ReasonRekeyed)
+}
+
+// lateRekeyCollision applies the lowest-nonce rule (§2.8.1) to a simultaneous rekey of
+// old that we noticed only after our own rekey (ours) concluded: theirs is the Child
+// SA we just made by answering the peer's rekey of old. The loser's initiator deletes
+// its new Child SA; old is deleted already (by us, having concluded).
+func (f *Family) lateRekeyCollision(old, ours, theirs *childSA) {
+	if bytes.Compare(ours.lowNonce(), theirs.lowNonce()) < 0 {
+		f.log(LevelInfo, "Child SA rekey collision lost (decided late), deleting our redundant Child SA", "child", ours.cfg.Name)
+		old.successor, old.ownSuccessor = theirs, false
+		f.queueDeleteChild(ours, telemetry.ReasonRekeyed)
+		return
+	}
+	f.log(LevelInfo, "Child SA rekey collision won (decided late)", "child", ours.cfg.Name)
 }
 
 // onCreateChildRequest answers a CREATE_CHILD_SA request: a new Child SA, a Child SA
@@ -442,6 +456,14 @@ func (f *Family) onCreateChildRequest(ike *ikeSA, m *message) {
 			if old.rekeyActive {
 				// Our own rekey of it is in flight: decide when its answer comes.
 				old.passive = c
+				return
+			}
+			if s := old.successor; old.ownSuccessor && s != nil && s != c && s.state == ChildStateUp {
+				// Our own rekey of it completed while this answer was being computed:
+				// it concluded with no collision in sight and deleted old. Decide now
+				// (§2.8.1): if ours holds the lowest nonce we delete it, else the peer
+				// deletes c.
+				f.lateRekeyCollision(old, s, c)
 				return
 			}
 			if old.state != ChildStateGone {
