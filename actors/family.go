@@ -88,7 +88,7 @@ type reservedSPI struct {
 type childSlot struct {
 	ref      ike.ChildRef
 	pid      *actor.PID
-	ticket   *childTicket
+	ticket   *childTicket // until the child reports its install
 	lin      *lineage
 	removing bool // the family stopped it (RemoveChild or a failed install)
 	panicked bool
@@ -171,10 +171,12 @@ func (f *family) receive(ctx actor.Context) {
 		}
 	case ike.ChildInstalled:
 		if s := f.child(m.Ref); s != nil && !s.removing {
+			s.ticket = nil // taken: the child owns what it installed
 			f.step(ctx, m)
 		}
 	case ike.ChildInstallFailed:
 		if s := f.child(m.Ref); s != nil && !s.removing {
+			s.ticket = nil
 			s.removing = true
 			ctx.Stop(s.pid)
 			f.step(ctx, m)
@@ -548,7 +550,7 @@ func (f *family) childTerminated(ctx actor.Context, who *actor.PID) {
 		return
 	}
 	f.children = slices.DeleteFunc(f.children, func(x *childSlot) bool { return x == s })
-	if !s.ticket.taken.Load() {
+	if s.ticket != nil && !s.ticket.taken.Load() {
 		s.ticket.abandon(f.t) // stopped before its install message
 	}
 	switch {

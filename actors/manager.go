@@ -69,7 +69,7 @@ type manager struct {
 	byName map[string]*ike.Connection
 
 	nextID   kernel.FamilyID
-	byConn   map[string]map[*familyEntry]struct{} // families by connection, once known
+	byConn   map[string]*familySet // families by connection, once known
 	halfOpen int
 	perPeer  map[netip.Addr]int
 
@@ -226,14 +226,65 @@ func (m *manager) index(e *familyEntry, conn string) {
 	}
 	e.indexedAs = conn
 	if m.byConn == nil {
-		m.byConn = map[string]map[*familyEntry]struct{}{}
+		m.byConn = map[string]*familySet{}
 	}
 	set := m.byConn[conn]
 	if set == nil {
-		set = map[*familyEntry]struct{}{}
+		set = &familySet{}
 		m.byConn[conn] = set
 	}
-	set[e] = struct{}{}
+	set.add(e)
+}
+
+// familySet is the families of one connection. Most connections of a concentrator's
+// initiator side (and of cygnet-load) have one family: it costs no map.
+type familySet struct {
+	one  *familyEntry
+	many map[*familyEntry]struct{} // when there are several
+}
+
+func (s *familySet) add(e *familyEntry) {
+	switch {
+	case s.many != nil:
+		s.many[e] = struct{}{}
+	case s.one == nil || s.one == e:
+		s.one = e
+	default:
+		s.many = map[*familyEntry]struct{}{s.one: {}, e: {}}
+		s.one = nil
+	}
+}
+
+// remove drops e and reports whether the set is empty.
+func (s *familySet) remove(e *familyEntry) bool {
+	if s.many != nil {
+		delete(s.many, e)
+		if len(s.many) == 1 {
+			for x := range s.many {
+				s.one = x
+			}
+			s.many = nil
+		}
+	} else if s.one == e {
+		s.one = nil
+	}
+	return s.one == nil && len(s.many) == 0
+}
+
+// each calls f for every family until f returns false.
+func (s *familySet) each(f func(*familyEntry) bool) {
+	if s == nil {
+		return
+	}
+	if s.one != nil {
+		f(s.one)
+		return
+	}
+	for e := range s.many {
+		if !f(e) {
+			return
+		}
+	}
 }
 
 // spawn starts a family and sends it its start message before publishing its PID, so
@@ -309,11 +360,8 @@ func (m *manager) familyTerminated(ctx actor.Context, who *actor.PID) {
 // forget drops everything the manager holds for a family.
 func (m *manager) forget(e *familyEntry) {
 	m.releaseHalfOpen(e)
-	if set := m.byConn[e.indexedAs]; set != nil {
-		delete(set, e)
-		if len(set) == 0 {
-			delete(m.byConn, e.indexedAs)
-		}
+	if set := m.byConn[e.indexedAs]; set != nil && set.remove(e) {
+		delete(m.byConn, e.indexedAs)
 	}
 	m.t.routes.dropFamily(e)
 	e.pid.Store(nil) // a dead PID pins the dead actor's memory
@@ -355,13 +403,16 @@ func (m *manager) initiate(ctx actor.Context, conn, child string, first ike.Even
 
 // establishedFamily returns a family of conn with an established IKE SA.
 func (m *manager) establishedFamily(conn string) *familyEntry {
-	for e := range m.byConn[conn] {
+	var found *familyEntry
+	m.byConn[conn].each(func(e *familyEntry) bool {
 		if s := e.summary.Load(); s != nil && len(s.IKE) > 0 &&
 			s.IKE[0].State != ike.IKEStateConnecting && s.IKE[0].State != ike.IKEStateDeleting && s.IKE[0].State != ike.IKEStateDead {
-			return e
+			found = e
+			return false
 		}
-	}
-	return nil
+		return true
+	})
+	return found
 }
 
 // restart brings a connection back with the children whose dpd_action or
