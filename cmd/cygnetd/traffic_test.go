@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -28,6 +29,11 @@ func peerAddr(i int) netip.Addr {
 // SPI 0x20000000+2i+c (towards peer i) and reqid ReqidTag|2i+c+1; every peer uses the
 // same outbound SPIs for a second child set too, so SPIs alone are ambiguous.
 func concentrator(tb testing.TB, n int) (*memkernel.Kernel, []actors.SA) {
+	return concentratorOf(tb, n, 2)
+}
+
+// concentratorOf is concentrator with children Child SAs per family (at most 2).
+func concentratorOf(tb testing.TB, n, children int) (*memkernel.Kernel, []actors.SA) {
 	tb.Helper()
 	k := memkernel.New(memkernel.Options{Now: t0})
 	ctx := context.Background()
@@ -37,7 +43,7 @@ func concentrator(tb testing.TB, n int) (*memkernel.Kernel, []actors.SA) {
 		sa := actors.SA{Family: kernel.FamilyID(i + 1), Conn: "branches",
 			IKE: []ike.IKEInfo{{Name: "branches", State: ike.IKEStateEstablished,
 				Local: netip.AddrPortFrom(gwAddr, 4500), Remote: netip.AddrPortFrom(peer, 4500)}}}
-		for c := range 2 {
+		for c := range children {
 			in, out := kernel.SPI(0x10000000+2*i+c), kernel.SPI(0x20000000+c) // outbound SPIs repeat across peers
 			reqid := kernel.ReqidTag | kernel.Reqid(2*i+c+1)
 			for _, s := range []kernel.SA{
@@ -135,45 +141,53 @@ func testListJoin(t *testing.T, read func(kernel.Kernel, []actors.SA) (*saTable,
 }
 
 // BenchmarkListJoin100k is the daemon's side of list-sas --json for a concentrator
-// with 100,000 IKE SAs of two Child SAs each (400,000 kernel SAs): one kernel dump,
-// the join and the JSON encoding, per listing ("all"); "dump" is the in-memory
-// kernel's Snapshot alone, "join" the rest.
+// with 100,000 IKE SAs of one or two Child SAs each (200,000 or 400,000 kernel SAs):
+// one kernel dump, the join and the JSON encoding, per listing ("all"); "dump" is the
+// in-memory kernel's Snapshot alone, "join" the rest.
 func BenchmarkListJoin100k(b *testing.B) {
-	k, sas := concentrator(b, 100_000)
-	ids := newChildIDs()
-	var rec control.IKESA
-	buf := make([]byte, 0, 4096)
-	list := func(ksas *saTable) {
-		for i := range sas {
-			ikeRecord(&rec, &sas[i], ids, ksas)
-			buf = rec.AppendJSON(buf[:0])
+	for _, children := range []int{1, 2} {
+		k, sas := concentratorOf(b, 100_000, children)
+		ids := newChildIDs()
+		var rec control.IKESA
+		buf := make([]byte, 0, 4096)
+		list := func(ksas *saTable) {
+			for i := range sas {
+				ikeRecord(&rec, &sas[i], ids, ksas)
+				buf = rec.AppendJSON(buf[:0])
+			}
 		}
-	}
-	b.Run("all", func(b *testing.B) {
-		for b.Loop() {
+		name := fmt.Sprintf("children=%d/", children)
+		b.Run(name+"all", func(b *testing.B) {
+			for b.Loop() {
+				ksas, err := readSATable(context.Background(), k)
+				if err != nil {
+					b.Fatal(err)
+				}
+				list(ksas)
+			}
+		})
+		b.Run(name+"dump", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := k.Snapshot(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"join", func(b *testing.B) {
 			ksas, err := readSATable(context.Background(), k)
 			if err != nil {
 				b.Fatal(err)
 			}
-			list(ksas)
-		}
-	})
-	b.Run("dump", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := k.Snapshot(context.Background()); err != nil {
-				b.Fatal(err)
+			for b.Loop() {
+				list(ksas)
 			}
-		}
-	})
-	b.Run("join", func(b *testing.B) {
-		ksas, err := readSATable(context.Background(), k)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for b.Loop() {
-			list(ksas)
-		}
-	})
+		})
+		b.Run(name+"none", func(b *testing.B) { // the listing without kernel data, as before
+			for b.Loop() {
+				list(nil)
+			}
+		})
+	}
 }
 
 // An IKE SA on a wildcard socket (local address unknown): the inbound SA is found by its
