@@ -59,16 +59,18 @@ type IKESA struct {
 
 // ChildSA is one Child SA of an IKESA. SPIs are printed as 8 hex digits.
 type ChildSA struct {
-	Name       string   `json:"name"`
-	UniqueID   uint64   `json:"id"`
-	ReqID      uint32   `json:"reqid"`
-	State      string   `json:"state"` // INSTALLING, INSTALLED, REKEYING, REKEYED, DELETING
-	Mode       string   `json:"mode"`  // TUNNEL, TRANSPORT
-	Protocol   string   `json:"protocol"`
-	Encap      bool     `json:"encap"`
-	SPIIn      SPI32    `json:"spi_in"`
-	SPIOut     SPI32    `json:"spi_out"`
-	Proposal   string   `json:"proposal"`
+	Name     string `json:"name"`
+	UniqueID uint64 `json:"id"`
+	ReqID    uint32 `json:"reqid"` // the kernel's reqid of its SAs and policies (ip xfrm state), 0 if unknown
+	State    string `json:"state"` // INSTALLING, INSTALLED, REKEYING, REKEYED, DELETING
+	Mode     string `json:"mode"`  // TUNNEL, TRANSPORT
+	Protocol string `json:"protocol"`
+	Encap    bool   `json:"encap"`
+	SPIIn    SPI32  `json:"spi_in"`
+	SPIOut   SPI32  `json:"spi_out"`
+	Proposal string `json:"proposal"`
+	// Lifetime counters of the inbound and outbound kernel SA (RFC 4301 §4.4.2.1), read
+	// from the kernel when the listing was made; 0 when the kernel holds no such SA.
 	BytesIn    uint64   `json:"bytes_in"`
 	PacketsIn  uint64   `json:"packets_in"`
 	BytesOut   uint64   `json:"bytes_out"`
