@@ -23,6 +23,14 @@
 //     Child SAs leave the kernel, within a bounded time (about 10 s). A second signal
 //     exits at once.
 //   - --chaos (or daemon.chaos) enables the control API's debug-kill.
+//   - Pre-shared keys are looked up by the IKE SA's identities at IKE_AUTH (keys.go):
+//     a connection with remote id %any serves each peer with that peer's own secret.
+//     A reload that changes only secrets does not touch established SAs.
+//   - Every log line follows its subsystem's level (daemon.log.subsystems), the actor
+//     tree's included (logging.Tree).
+//   - daemon.debug_address (off by default) serves Go's profiler on its own listener;
+//     daemon.gc_percent and daemon.memory_limit set the garbage collector at start and
+//     at every reload (goruntime.go), Go's own settings when unset.
 //
 // Exit status: 0 after a graceful stop, 1 on an error (bad configuration at start, a
 // socket that cannot be bound, a stop that was cut short), 2 on a usage error.
