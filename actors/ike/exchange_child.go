@@ -158,10 +158,13 @@ func (f *Family) onChildResponse(ike *ikeSA, c, old *childSA, m *message, offere
 	defer func() {
 		f.emit(ExchangeDone{Exchange: telemetry.ExchangeCreateChildSA, Role: telemetry.RoleInitiator, Outcome: outcome})
 	}()
-	if old != nil {
-		old.rekeyActive = false
-	}
+	// old.rekeyActive stays set until the rekey concludes (concludeRekey) or fails:
+	// while the answer's key exchange is computed and the new Child SA installed, a
+	// rekey of old by the peer is still a collision to decide here (old.passive).
 	if n := childError(m); n != nil {
+		if old != nil {
+			old.rekeyActive = false
+		}
 		outcome = telemetry.OutcomeRejected
 		f.dropChild(c, n.typ.String())
 		if n.typ == wire.NotifyInvalidKEPayload && len(n.data) == 2 && priv != nil &&
@@ -323,6 +326,7 @@ func (f *Family) childRekeyRejected(old *childSA, t wire.NotifyType) {
 // (c nil): the lowest-nonce rule if the peer rekeyed old too (§2.8.1), then the
 // deletion of whatever is redundant.
 func (f *Family) concludeRekey(old, c *childSA) {
+	old.rekeyActive = false
 	if c != nil && c.peerDeleted {
 		// The peer deleted our replacement before its answer arrived: it wants the
 		// Child SA gone. Delete the old one too (strongSwan does the same).

@@ -183,6 +183,14 @@ func (f *Family) onRekeyIKEResponse(ike *ikeSA, m *message, offered []wire.Propo
 			p.sa.state = IKEStateRekeyed
 			p.sa.redundant = true
 			p.sa.deleteBy = f.now.Add(oldIKELinger)
+		} else if ike.answering {
+			// The peer rekeys ike too and our answer is still being computed: decide
+			// when it is (§2.8.2), not now. Deleting ike now would tell the peer it
+			// lost (§2.25.2) before the nonces say so.
+			n.state = IKEStateConnecting
+			f.old = append(f.old, n)
+			ike.concluded = &rekeyedIKE{sa: n, ni: ni, nr: nr}
+			return
 		}
 		f.promote(n, ike, true)
 	})
@@ -309,6 +317,7 @@ func (f *Family) onRekeyIKERequest(ike *ikeSA, m *message) {
 	seed, peer := f.randBytes(32), clone(ke.data)
 	oldPRF, oldD := ike.suite.PRF, ike.keys.D
 	ike.busy = true
+	ike.answering = true
 	f.runWork(func() any {
 		pub, shared, err := g.Respond(keRand(seed), peer)
 		if err != nil {
@@ -318,14 +327,17 @@ func (f *Family) onRekeyIKERequest(ike *ikeSA, m *message) {
 		return keResult{public: pub, keys: keys, err: err}
 	}, func(res any) {
 		ike.busy = false
+		ike.answering = false
 		r, _ := res.(keResult)
 		if r.err != nil {
 			reject(wire.NotifyInvalidSyntax, nil)
+			f.concludeHeldRekey(ike)
 			return
 		}
 		n := f.newRekeyedIKE(ike, suite, spiI, spiR, false, ni, nr)
 		if err := f.setKeys(n, r.keys); err != nil {
 			reject(wire.NotifyNoProposalChosen, nil)
+			f.concludeHeldRekey(ike)
 			return
 		}
 		n.routed = true
@@ -344,8 +356,49 @@ func (f *Family) onRekeyIKERequest(ike *ikeSA, m *message) {
 			f.old = append(f.old, n)
 			return
 		}
+		if o := ike.concluded; o != nil {
+			ike.concluded = nil
+			f.lateIKERekeyCollision(ike, o, n, ni, nr)
+			return
+		}
 		f.promote(n, ike, false)
 	})
+}
+
+// concludeHeldRekey completes our rekey of ike, held back while we answered the peer's
+// rekey of it, when that answer made no IKE SA after all.
+func (f *Family) concludeHeldRekey(ike *ikeSA) {
+	if o := ike.concluded; o != nil {
+		ike.concluded = nil
+		f.old = slices.DeleteFunc(f.old, func(x *ikeSA) bool { return x == o.sa })
+		if ike.state != IKEStateDead {
+			f.promote(o.sa, ike, true)
+		}
+	}
+}
+
+// lateIKERekeyCollision resolves a simultaneous IKE SA rekey (§2.8.2) whose two new IKE
+// SAs became known in the other order: ours (from our rekey of old, held back in
+// ike.concluded) before theirs (n, from nonces ni, nr, made by answering the peer's
+// rekey of old). Both ends decide alike: the new IKE SA with the lowest nonce is
+// redundant and deleted by its initiator; the winner deletes old.
+func (f *Family) lateIKERekeyCollision(old *ikeSA, ours *rekeyedIKE, n *ikeSA, ni, nr []byte) {
+	f.old = slices.DeleteFunc(f.old, func(o *ikeSA) bool { return o == ours.sa })
+	if bytes.Compare(lowerNonce(ours.ni, ours.nr), lowerNonce(ni, nr)) < 0 {
+		f.log(LevelInfo, "IKE SA rekey collision lost, deleting our redundant IKE SA")
+		f.promote(n, old, false)
+		f.old = append(f.old, ours.sa)
+		ours.sa.state = IKEStateRekeyed
+		ours.sa.redundant = true
+		f.deleteOldIKE(ours.sa)
+		return
+	}
+	f.log(LevelInfo, "IKE SA rekey collision won")
+	n.state = IKEStateRekeyed
+	n.redundant = true
+	n.deleteBy = f.now.Add(oldIKELinger)
+	f.old = append(f.old, n)
+	f.promote(ours.sa, old, true)
 }
 
 // ikeExpired: the IKE SA outlived RekeyTime+OverTime without a rekey: it is closed.

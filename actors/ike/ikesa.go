@@ -71,6 +71,11 @@ type ikeSA struct {
 	passive *rekeyedIKE
 	// rekeying: our rekey request of this IKE SA is in flight.
 	rekeying bool
+	// answering: our answer to the peer's rekey of this IKE SA is being computed.
+	// concluded is the IKE SA our own rekey of it made meanwhile, held back until the
+	// answer is ready (lateIKERekeyCollision).
+	answering bool
+	concluded *rekeyedIKE
 	// redundant: the losing new IKE SA of a simultaneous rekey (§2.8.2), ours or the
 	// one we made by answering the peer. Its DELETE is sent once, not retransmitted:
 	// the peer may never have had it (the winner's DELETE of the old IKE SA overtook
