@@ -129,7 +129,9 @@ type InitialContact struct {
 	Remote            netip.AddrPort
 }
 
-// NotifySeen: a Notify payload was sent (Sent) or received.
+// NotifySeen: a Notify payload was sent (Sent) or received: every error notify, and a
+// COOKIE challenge received by an initiator in answer to IKE_SA_INIT (RFC 7296 §2.6;
+// Type "COOKIE"), whether it is followed or dropped as a duplicate.
 type NotifySeen struct {
 	Type string
 	Sent bool

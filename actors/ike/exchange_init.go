@@ -226,6 +226,9 @@ func (f *Family) onInitResponse(ike *ikeSA, p PacketReceived) {
 	in := ike.init
 	f.noteNotifies(m)
 	if n := m.getNotify(wire.NotifyCookie); n != nil && !m.has(wire.PayloadSA) {
+		// A status notify, so noteNotifies did not count it: the daemon counts the
+		// COOKIE challenges its initiators receive (§2.6), followed or not.
+		f.emit(NotifySeen{Type: wire.NotifyCookie.String()})
 		if in.cookie != nil && bytes.Equal(in.cookie, n.data) {
 			// The cookie we already send: a duplicate of the challenge we answered.
 			// Sending IKE_SA_INIT again would give the responder two different first

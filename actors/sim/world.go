@@ -350,6 +350,11 @@ func (fh *Family) apply(effects []ike.Effect) {
 			if e.Outcome != "ok" {
 				w.printf("  %s: %s as %s: %s\n", fh.Name(), e.Exchange, e.Role, e.Outcome)
 			}
+		case ike.NotifySeen:
+			// Only what scripts check: the COOKIE challenges an initiator counts.
+			if !e.Sent && e.Type == wire.NotifyCookie.String() {
+				w.printf("  %s: notify %s received\n", fh.Name(), e.Type)
+			}
 		case ike.Retransmitted:
 			w.printf("  %s: retransmit %s try %d\n", fh.Name(), e.Exchange, e.Try)
 		case ike.InitialContact:
