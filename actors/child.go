@@ -139,15 +139,18 @@ type child struct {
 	t      *tree
 	family kernel.FamilyID
 
-	ref       ike.ChildRef
-	name      string
-	conn      string
-	lin       *lineage
-	in, out   kernel.SAID
-	installed bool // both SAs are in and the family was told
-	hasIn     bool // the inbound SA (or its reserved SPI) may be in the kernel
-	hasOut    bool
-	holds     bool // holds a lineage reference
+	ref  ike.ChildRef
+	name string
+	conn string
+	lin  *lineage
+	// The SAs: inbound (SPI spiIn at local) and outbound (spiOut at remote); kept as
+	// parts rather than two kernel.SAIDs to fit a smaller allocation size class.
+	local, remote netip.Addr
+	spiIn, spiOut kernel.SPI
+	installed     bool // both SAs are in and the family was told
+	hasIn         bool // the inbound SA (or its reserved SPI) may be in the kernel
+	hasOut        bool
+	holds         bool // holds a lineage reference
 }
 
 func newChildProducer(t *tree) actor.Producer {
@@ -194,13 +197,14 @@ func (c *child) installSAs(sa *ike.ChildSA) error {
 	c.lin.mu.Unlock()
 	// The inbound SPI is reserved in the kernel (a larval SA) from AllocSPI on: it is
 	// removed with the Child SA even if the install fails before filling it in.
-	c.in = kernel.SAID{Dst: sa.Local.Unmap(), SPI: kernel.SPI(sa.Inbound.SPI)}
-	c.hasIn = c.in.SPI != 0
+	c.local, c.spiIn = sa.Local.Unmap(), kernel.SPI(sa.Inbound.SPI)
+	c.hasIn = c.spiIn != 0
 	plan, err := planChild(c.family, sa, c.lin.reqid, withPolicies)
 	if err != nil {
 		return fmt.Errorf("install child %v: %w", sa, err)
 	}
-	c.in, c.out = plan.in.ID(), plan.out.ID()
+	in, out := plan.in.ID(), plan.out.ID()
+	c.local, c.spiIn, c.remote, c.spiOut = in.Dst, in.SPI, out.Dst, out.SPI
 	if err := c.addSA(plan.in); err != nil {
 		return err
 	}
@@ -244,6 +248,9 @@ func (c *child) addSA(sa kernel.SA) error {
 	return nil
 }
 
+func (c *child) inID() kernel.SAID  { return kernel.SAID{Dst: c.local, SPI: c.spiIn} }
+func (c *child) outID() kernel.SAID { return kernel.SAID{Dst: c.remote, SPI: c.spiOut} }
+
 // rollback removes the SAs a failed install put in and gives up the lineage reference.
 func (c *child) rollback() {
 	c.removeSAs()
@@ -267,7 +274,7 @@ func (c *child) removeSAs() {
 	for _, s := range []struct {
 		id  kernel.SAID
 		has *bool
-	}{{c.out, &c.hasOut}, {c.in, &c.hasIn}} {
+	}{{c.outID(), &c.hasOut}, {c.inID(), &c.hasIn}} {
 		if !*s.has {
 			continue
 		}
@@ -327,7 +334,7 @@ func (tk *childTicket) abandon(t *tree) {
 // an idle child holds no logger.
 func (c *child) logger() *zap.Logger {
 	fields := append([]zap.Field{logfield.Conn(c.conn), logfield.Child(c.name), zap.Stringer("ref", c.ref),
-		zap.Uint64("family", uint64(c.family))}, logfield.ChildSPIs(uint32(c.in.SPI), uint32(c.out.SPI))...)
+		zap.Uint64("family", uint64(c.family))}, logfield.ChildSPIs(uint32(c.spiIn), uint32(c.spiOut))...)
 	return c.t.log.With(fields...)
 }
 

@@ -123,7 +123,7 @@ type family struct {
 	// local and remote are the IKE SA's addresses (from the datagrams until it is
 	// established, from the core afterwards), for SPI allocation.
 	local, remote netip.AddrPort
-	natFlow       [2]netip.AddrPort // registered NAT keepalive flow, if any
+	natFlow       *[2]netip.AddrPort // registered NAT keepalive flow, if any (rare: a pointer)
 }
 
 // newFamilyProducer makes family actors; one props serves every family (the entry
@@ -489,14 +489,19 @@ func (f *family) established(ctx actor.Context, e ike.Established) {
 	if info.NATLocal {
 		flow = [2]netip.AddrPort{info.Local, info.Remote}
 	}
-	if flow != f.natFlow {
-		if f.natFlow[0].IsValid() {
-			f.t.socks.StopKeepAlive(f.natFlow[0], f.natFlow[1])
+	var old [2]netip.AddrPort
+	if f.natFlow != nil {
+		old = *f.natFlow
+	}
+	if flow != old {
+		if old[0].IsValid() {
+			f.t.socks.StopKeepAlive(old[0], old[1])
 		}
+		f.natFlow = nil
 		if flow[0].IsValid() {
 			f.t.socks.KeepAlive(flow[0], flow[1])
+			f.natFlow = &flow
 		}
-		f.natFlow = flow
 	}
 }
 
@@ -650,9 +655,9 @@ func (f *family) stopping() {
 		return
 	}
 	f.t.routes.dropFamily(f.e)
-	if f.natFlow[0].IsValid() {
+	if f.natFlow != nil {
 		f.t.socks.StopKeepAlive(f.natFlow[0], f.natFlow[1])
-		f.natFlow = [2]netip.AddrPort{}
+		f.natFlow = nil
 	}
 	f.pending = nil
 }
