@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/cygnet-ipsec/cygnet/actors/ike"
 	"github.com/cygnet-ipsec/cygnet/actors/telemetry"
 	"github.com/cygnet-ipsec/cygnet/kernel"
@@ -165,6 +167,8 @@ func x25519Floor(b *testing.B, n int) time.Duration {
 // both ends, read from getrusage. It reports the figure next to the X25519 floor (the
 // key exchange alone, both ends) measured in the same run; the two ends do about the
 // same work, so half of cpu-µs/IKE-SA compares with the daemon benchmark's responder.
+// CYGNET_BENCH_DISPATCHER=goroutine runs the actors on protoactor's goroutine-per-turn
+// dispatcher instead of the tree's worker dispatcher.
 func BenchmarkHandshakeCPU(b *testing.B) {
 	n := 2000
 	if v := os.Getenv("CYGNET_BENCH_SAS"); v != "" {
@@ -174,7 +178,12 @@ func BenchmarkHandshakeCPU(b *testing.B) {
 	for b.Loop() {
 		ra, rb := &setupCounter{}, &setupCounter{}
 		o := pairOptions{conns: n, conn: oneChild, recs: [2]telemetry.Recorder{ra, rb},
-			cfg: func(c *Config) { c.ShutdownGrace = time.Second }}
+			cfg: func(c *Config) {
+				c.ShutdownGrace = time.Second
+				if os.Getenv("CYGNET_BENCH_DISPATCHER") == "goroutine" { // for comparison
+					c.Dispatcher = actor.NewDefaultDispatcher(300)
+				}
+			}}
 		a, bn := newPairWithKernels(b, o, memkernel.New(memkernel.Options{}), memkernel.New(memkernel.Options{FirstSPI: 0xd0000000}))
 		runtime.GC()
 		if p := os.Getenv("CYGNET_CPUPROFILE"); p != "" {
