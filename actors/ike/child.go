@@ -23,7 +23,10 @@ type childSA struct {
 	suite             ikecrypto.ESPSuite
 	mode              Mode
 	localTS, remoteTS []TrafficSelector
-	sa                ChildSA // what was (or will be) given to the kernel
+	encap             bool
+	// sa is what is given to the kernel, keys included; kept only from the
+	// negotiation until the Child SA is up (childUp drops it).
+	sa *ChildSA
 
 	replaces    ChildRef
 	installedAt time.Time
@@ -31,9 +34,9 @@ type childSA struct {
 	expireAt    time.Time
 	retryAt     time.Time
 
-	// nonces of the exchange that created this Child SA, for the lowest-nonce rule of
-	// simultaneous rekeys (§2.8.1).
-	exchNi, exchNr []byte
+	// exchLow is the lower nonce of the exchange that created this Child SA, for the
+	// lowest-nonce rule of simultaneous rekeys (§2.8.1).
+	exchLow []byte
 	// passive is the successor the peer created by rekeying this Child SA while our own
 	// rekey of it was in flight (a collision to resolve when our response arrives).
 	passive *childSA
@@ -54,11 +57,11 @@ type childSA struct {
 func (c *childSA) info() ChildInfo {
 	return ChildInfo{Ref: c.ref, Name: c.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Mode: c.mode,
 		LocalTS: c.localTS, RemoteTS: c.remoteTS, State: c.state, InstalledAt: c.installedAt,
-		RekeyAt: c.rekeyAt, ExpireAt: c.expireAt, Suite: c.suite, Encap: c.sa.Encap}
+		RekeyAt: c.rekeyAt, ExpireAt: c.expireAt, Suite: c.suite, Encap: c.encap}
 }
 
 // lowNonce is the lower of the two nonces of the exchange that created c.
-func (c *childSA) lowNonce() []byte { return lowerNonce(c.exchNi, c.exchNr) }
+func (c *childSA) lowNonce() []byte { return c.exchLow }
 
 // lowerNonce compares octet by octet; a nonce that is a prefix of the other is lower
 // (RFC 7296 §2.8.1).
@@ -168,7 +171,7 @@ func (f *Family) negotiated(ike *ikeSA, c *childSA, prop wire.Proposal, spiOut u
 	}
 	c.suite, c.spiOut = suite, spiOut
 	c.localTS, c.remoteTS = localTS, remoteTS
-	c.exchNi, c.exchNr = clone(ni), clone(nr)
+	c.exchLow = clone(lowerNonce(ni, nr))
 	// Keys are labelled by the exchange's initiator (§2.17): "I" protects traffic from
 	// the initiator to the responder, i.e. the responder's inbound SA.
 	in, out := keys.EncrR, keys.EncrI
@@ -178,7 +181,8 @@ func (f *Family) negotiated(ike *ikeSA, c *childSA, prop wire.Proposal, spiOut u
 		inInteg, outInteg = keys.IntegI, keys.IntegR
 	}
 	encap := ike.natLocal || ike.natPeer
-	c.sa = ChildSA{
+	c.encap = encap
+	c.sa = &ChildSA{
 		Ref: c.ref, Name: c.cfg.Name, Replaces: c.replaces, Mode: c.mode,
 		Local: ike.local.Addr(), Remote: ike.remote.Addr(), Encap: encap,
 		Inbound:  espKeys(c.spiIn, suite, in, inInteg),
@@ -224,7 +228,7 @@ func (f *Family) childLifetime(cfg *ChildConfig) Lifetime {
 func (f *Family) install(c *childSA, cont func(err error)) {
 	c.state = ChildStateInstalling
 	c.onInstalled = cont
-	f.emit(InstallChild{SA: c.sa})
+	f.emit(InstallChild{SA: *c.sa})
 }
 
 func (f *Family) onChildInstalled(ref ChildRef, err error) {
@@ -242,12 +246,16 @@ func (f *Family) onChildInstalled(ref ChildRef, err error) {
 func (f *Family) childUp(c *childSA) {
 	c.state = ChildStateUp
 	c.installedAt = f.now
-	if c.sa.Lifetime.SoftTime > 0 {
-		c.rekeyAt = f.now.Add(c.sa.Lifetime.SoftTime)
+	if c.sa != nil {
+		if c.sa.Lifetime.SoftTime > 0 {
+			c.rekeyAt = f.now.Add(c.sa.Lifetime.SoftTime)
+		}
+		if c.sa.Lifetime.HardTime > 0 {
+			c.expireAt = f.now.Add(c.sa.Lifetime.HardTime)
+		}
 	}
-	if c.sa.Lifetime.HardTime > 0 {
-		c.expireAt = f.now.Add(c.sa.Lifetime.HardTime)
-	}
+	// The kernel has the keys; the family needs neither them nor the rest of sa.
+	c.sa = nil
 	c.announced = true
 	f.emit(ChildUp{Child: c.info()})
 }

@@ -117,6 +117,9 @@ type Connection struct {
 	// InitGrace: see DefaultInitGrace. HalfOpenTimeout: see DefaultHalfOpenTimeout.
 	InitGrace       time.Duration
 	HalfOpenTimeout time.Duration
+
+	// defaulted: this value came from WithDefaults, so families may share it as is.
+	defaulted bool
 }
 
 // AuthConfig is one side's identity and authentication method (swanctl local{}/remote{}).
@@ -492,7 +495,10 @@ func (ts TrafficSelector) Prefix() (netip.Prefix, bool) {
 }
 
 // WithDefaults returns a copy of c with every zero field set to strongSwan's default,
-// including its children's.
+// including its children's. NewInitiator and NewResponder keep a pointer to a
+// connection that came from WithDefaults instead of copying it: a shell that defaults
+// each definition once saves a copy per family (the caller must then not modify it
+// while families use it).
 func (c Connection) WithDefaults() Connection {
 	if c.Version == 0 {
 		c.Version = 2
@@ -545,7 +551,19 @@ func (c Connection) WithDefaults() Connection {
 		}
 		c.Children = ch
 	}
+	c.defaulted = true
 	return c
+}
+
+// shared returns the defaulted connection a family keeps: c itself when it came from
+// WithDefaults (a concentrator's families then share one copy per definition), else a
+// defaulted copy of its own.
+func (c *Connection) shared() *Connection {
+	if c.defaulted {
+		return c
+	}
+	d := c.WithDefaults()
+	return &d
 }
 
 // WithDefaults returns a copy of c with every zero field set to strongSwan's default.

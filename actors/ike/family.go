@@ -65,7 +65,7 @@ type Family struct {
 	// §2.3: one outstanding request with window size 1).
 	queue []task
 
-	work      map[uint64]func(result any) // continuations of Work effects
+	work      []pendingWork // continuations of Work effects not yet done (few: nil when idle)
 	nextToken uint64
 
 	timerGen uint64
@@ -85,6 +85,12 @@ type Family struct {
 	// child definitions (by name) after the peer asked for another with
 	// INVALID_KE_PAYLOAD (RFC 7296 §1.3).
 	keGroup map[string]wire.TransformID
+}
+
+// pendingWork is the continuation of one Work effect.
+type pendingWork struct {
+	token uint64
+	cont  func(result any)
 }
 
 // preferGroup records that the peer wants group for key exchanges of kind ("" for the
@@ -112,8 +118,7 @@ func NewInitiator(cfg *Connection, env Env, opts Options) (*Family, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new initiator: %w", err)
 	}
-	c := cfg.WithDefaults()
-	return &Family{cfg: &c, env: env, rand: env.Rand(), opts: opts.withDefaults(), work: map[uint64]func(any){}}, nil
+	return &Family{cfg: cfg.shared(), env: env, rand: env.Rand(), opts: opts.withDefaults()}, nil
 }
 
 // NewResponder creates a responder family from the first IKE_SA_INIT request it must
@@ -132,10 +137,9 @@ func NewResponder(now time.Time, candidates []*Connection, env Env, opts Options
 		if err := c.Validate(); err != nil {
 			return nil, nil, fmt.Errorf("new responder: %w", err)
 		}
-		d := c.WithDefaults()
-		cands = append(cands, &d)
+		cands = append(cands, c.shared())
 	}
-	f := &Family{cfg: cands[0], candidates: cands, env: env, rand: env.Rand(), opts: opts.withDefaults(), work: map[uint64]func(any){}}
+	f := &Family{cfg: cands[0], candidates: cands, env: env, rand: env.Rand(), opts: opts.withDefaults()}
 	f.now = now
 	if err := f.respondInit(first); err != nil {
 		return nil, nil, fmt.Errorf("new responder: %w", err)
@@ -149,6 +153,9 @@ func NewResponder(now time.Time, candidates []*Connection, env Env, opts Options
 // shared with the retransmission cache) is valid until the next call of Step; copy what
 // must outlive it. After FamilyDone, Step returns nothing.
 func (f *Family) Step(now time.Time, ev Event) []Effect {
+	// The last turn's effects (keys in InstallChild, datagrams) must not stay reachable
+	// from the kept array while the family idles.
+	clear(f.out)
 	f.out = f.out[:0]
 	if f.done {
 		return nil
@@ -197,8 +204,12 @@ func (f *Family) Step(now time.Time, ev Event) []Effect {
 	case NotFirstContact:
 		f.opts.NoInitialContact = true
 	case WorkDone:
-		if cont, ok := f.work[e.Token]; ok {
-			delete(f.work, e.Token)
+		if i := slices.IndexFunc(f.work, func(w pendingWork) bool { return w.token == e.Token }); i >= 0 {
+			cont := f.work[i].cont
+			f.work = slices.Delete(f.work, i, i+1)
+			if len(f.work) == 0 {
+				f.work = nil
+			}
 			cont(e.Result)
 		}
 	}
@@ -276,7 +287,7 @@ func (f *Family) newSPI() SPI {
 // runWork emits a Work effect and remembers what to do with its result.
 func (f *Family) runWork(run func() any, cont func(any)) {
 	f.nextToken++
-	f.work[f.nextToken] = cont
+	f.work = append(f.work, pendingWork{token: f.nextToken, cont: cont})
 	f.emit(Work{Token: f.nextToken, Run: run})
 }
 

@@ -60,6 +60,9 @@ func (f *Family) runQueue() {
 		}
 		t := f.queue[i]
 		f.queue = slices.Delete(f.queue, i, i+1)
+		if len(f.queue) == 0 {
+			f.queue = nil // an idle family keeps no array
+		}
 		f.startTask(ike, t)
 	}
 }
