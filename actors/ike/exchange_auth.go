@@ -155,10 +155,10 @@ func (f *Family) onAuthResponse(ike *ikeSA, m *message) {
 	f.established(ike)
 	f.emit(ExchangeDone{Exchange: telemetry.ExchangeIKEAuth, Role: telemetry.RoleInitiator, Outcome: telemetry.OutcomeOK})
 	f.noteInitialContact(ike, m)
-	if c == nil || c.state == ChildStateGone {
-		return
+	if c != nil && c.state != ChildStateGone {
+		f.finishInitiatorChild(ike, c, m, in.childProps, in.childTSi, in.childTSr, ike.ni, ike.nr, nil, false)
 	}
-	f.finishInitiatorChild(ike, c, m, in.childProps, in.childTSi, in.childTSr, ike.ni, ike.nr, nil, false)
+	ike.forgetAuthSecrets()
 }
 
 // finishInitiatorChild processes the Child SA part of a response (IKE_AUTH or
@@ -319,6 +319,7 @@ func (f *Family) onAuthRequest(ike *ikeSA, m *message) {
 func (f *Family) finishAuthResponder(ike *ikeSA, req, resp *message) {
 	f.respond(ike, req, resp)
 	f.established(ike)
+	ike.forgetAuthSecrets()
 	f.emit(ExchangeDone{Exchange: telemetry.ExchangeIKEAuth, Role: telemetry.RoleResponder, Outcome: telemetry.OutcomeOK})
 	f.noteInitialContact(ike, req)
 }

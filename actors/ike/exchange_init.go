@@ -348,7 +348,21 @@ func (f *Family) setKeys(ike *ikeSA, keys *ikecrypto.IKEKeys) error {
 		return fmt.Errorf("IKE SA keys: %w", err)
 	}
 	ike.keys, ike.sealer, ike.opener = keys, out, in
+	if ike.init == nil {
+		ike.forgetAuthSecrets() // a rekeyed IKE SA: no IKE_AUTH on it
+	}
 	return nil
+}
+
+// forgetAuthSecrets drops what only IKE_SA_INIT and IKE_AUTH need once they are done:
+// SK_pi, SK_pr and the nonces (§2.15), and the raw SK_e/SK_a keys the SK ciphers were
+// made from. SK_d stays (Child SA keys and IKE SA rekeys derive from it, §2.17, §2.18),
+// copied so that the buffer all keys were cut from can go.
+func (ike *ikeSA) forgetAuthSecrets() {
+	if ike.keys != nil {
+		ike.keys = &ikecrypto.IKEKeys{D: clone(ike.keys.D)}
+	}
+	ike.ni, ike.nr = nil, nil
 }
 
 // unauthenticatedError handles an unprotected error notify in answer to IKE_SA_INIT:
