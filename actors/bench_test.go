@@ -218,6 +218,9 @@ func BenchmarkHandshakeCPU(b *testing.B) {
 		b.ReportMetric(float64(per.Microseconds()), "cpu-µs/IKE-SA")
 		b.ReportMetric(float64(floor.Microseconds()), "x25519-µs/IKE-SA")
 		b.ReportMetric(float64(per)/float64(floor), "x-floor")
+		if d := a.m.t.dispatcher; d != nil {
+			b.ReportMetric(float64(d.Spilled()+bn.m.t.dispatcher.Spilled())/float64(n), "spilled-turns/IKE-SA")
+		}
 		bn.shutdown(b)
 		a.shutdown(b)
 	}
