@@ -165,7 +165,7 @@ func (f *Family) negotiated(ike *ikeSA, c *childSA, prop wire.Proposal, spiOut u
 	if shared != nil {
 		secrets = append(secrets, shared)
 	}
-	keys, err := ikecrypto.DeriveChildKeys(suite, ike.suite.PRF, ike.keys.D, ni, nr, secrets...)
+	keys, err := ikecrypto.DeriveChildKeys(suite, ike.suite.PRF, ike.skD, ni, nr, secrets...)
 	if err != nil {
 		return fmt.Errorf("child %s: %w", c.cfg.Name, err)
 	}

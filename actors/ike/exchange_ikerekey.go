@@ -137,7 +137,7 @@ func (f *Family) onRekeyIKEResponse(ike *ikeSA, m *message, offered []wire.Propo
 	}
 	spiR := SPI(binary.BigEndian.Uint64(chosen.SPI))
 	nr, peer := clone(nr), clone(ke.data)
-	oldPRF, oldD := ike.suite.PRF, ike.keys.D
+	oldPRF, oldD := ike.suite.PRF, ike.skD
 	hold := holdWindow(ike, wire.ExchangeCreateChildSA)
 	f.runWork(func() any {
 		shared, err := priv.SharedSecret(peer)
@@ -315,7 +315,7 @@ func (f *Family) onRekeyIKERequest(ike *ikeSA, m *message) {
 	nr := f.randBytes(nonceLen)
 	ni = clone(ni)
 	seed, peer := f.randBytes(32), clone(ke.data)
-	oldPRF, oldD := ike.suite.PRF, ike.keys.D
+	oldPRF, oldD := ike.suite.PRF, ike.skD
 	ike.busy = true
 	ike.answering = true
 	f.runWork(func() any {

@@ -347,7 +347,7 @@ func (f *Family) setKeys(ike *ikeSA, keys *ikecrypto.IKEKeys) error {
 	if err != nil {
 		return fmt.Errorf("IKE SA keys: %w", err)
 	}
-	ike.keys, ike.sealer, ike.opener = keys, out, in
+	ike.keys, ike.sealer, ike.opener, ike.skD = keys, out, in, keys.D
 	if ike.init == nil {
 		ike.forgetAuthSecrets() // a rekeyed IKE SA: no IKE_AUTH on it
 	}
@@ -360,7 +360,7 @@ func (f *Family) setKeys(ike *ikeSA, keys *ikecrypto.IKEKeys) error {
 // copied so that the buffer all keys were cut from can go.
 func (ike *ikeSA) forgetAuthSecrets() {
 	if ike.keys != nil {
-		ike.keys = &ikecrypto.IKEKeys{D: clone(ike.keys.D)}
+		ike.skD, ike.keys = clone(ike.skD), nil
 	}
 	ike.ni, ike.nr = nil, nil
 }

@@ -30,7 +30,8 @@ type ikeSA struct {
 
 	suite  ikecrypto.IKESuite
 	prf    *ikecrypto.PRF
-	keys   *ikecrypto.IKEKeys
+	keys   *ikecrypto.IKEKeys // all of them until IKE_AUTH is done (forgetAuthSecrets)
+	skD    []byte             // SK_d, kept
 	sealer wire.SKCipher // our outbound SK protection
 	opener wire.SKCipher // inbound
 	ni, nr []byte
@@ -98,7 +99,7 @@ func (ike *ikeSA) localSPI() SPI {
 }
 
 func (ike *ikeSA) established() bool {
-	return ike.keys != nil && ike.init == nil
+	return ike.sealer != nil && ike.init == nil
 }
 
 // request is our outstanding request on an IKE SA.
