@@ -32,8 +32,8 @@ type ikeSA struct {
 	prf    *ikecrypto.PRF
 	keys   *ikecrypto.IKEKeys // all of them until IKE_AUTH is done (forgetAuthSecrets)
 	skD    []byte             // SK_d, kept
-	sealer wire.SKCipher // our outbound SK protection
-	opener wire.SKCipher // inbound
+	sealer wire.SKCipher      // our outbound SK protection
+	opener wire.SKCipher      // inbound
 	ni, nr []byte
 
 	local, remote     netip.AddrPort
