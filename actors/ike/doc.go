@@ -28,7 +28,11 @@
 //   - ArmTimer: one timer per family; when it fires, Step(TimerFired{Gen}). Stale
 //     generations are ignored, so cancelling is optional.
 //   - Work: run Run() anywhere (a worker pool), then Step(WorkDone{Token, result}).
-//     Until then the family keeps working: other events are fine.
+//     Until then the family keeps working: other events are fine, results may come
+//     back in any order, and a family that ended never needs them. The simulator's
+//     campaign runs Work inline, after random virtual delays, or held back and
+//     released in random order (-sim.work), and TestRekeyCollisionInterleavings
+//     explores every order of results and datagrams of simultaneous rekeys.
 //   - InstallChild: install both ESP SAs (and the policies unless SA.Replaces names the
 //     Child SA it replaces), then Step(ChildInstalled) or Step(ChildInstallFailed). The
 //     responder answers the peer only after this report.
@@ -38,12 +42,23 @@
 //   - Established, IKEClosed, ChildUp, ChildDown, ChildFailed, ExchangeDone, Dropped,
 //     NotifySeen, Retransmitted, Log: notifications for listings, metrics and logs;
 //     they carry no key material.
+//   - InitialContact: the peer's authenticated IKE_AUTH carried INITIAL_CONTACT (RFC
+//     7296 §2.4): end every other family with the same two identities (the effect's
+//     doc says which, and how).
 //   - FamilyDone: stop; remove every Child SA still installed; drop the SPI routes.
 //
 // And the events the shell feeds in besides packets and timers: ChildExpired (kernel
 // soft/hard lifetime; the core also keeps its own time-based lifetimes, so duplicates
-// are harmless), ChildDied (the child actor panicked or was killed), and the operator's
-// commands RekeyChild, RekeyIKE, DeleteChild, Terminate.
+// are harmless), ChildDied (the child actor panicked or was killed), NotFirstContact
+// (another family of the connection came up: no INITIAL_CONTACT from this one), and
+// the operator's commands RekeyChild, RekeyIKE, DeleteChild, Terminate.
+//
+// INITIAL_CONTACT as initiator: the first IKE_AUTH carries it unless
+// Options.NoInitialContact (set it when the shell holds another family for the same
+// connection and peer) or NotFirstContact arrived before IKE_AUTH was sent.
+//
+// Memory: an idle family keeps no key material but SK_d and its SK ciphers; the
+// families may share one Connection (pass one that came from WithDefaults).
 //
 // # Failure containment
 //

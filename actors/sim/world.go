@@ -25,8 +25,17 @@
 // and faults, and the invariants are checked after every command and at the end
 // (2,000 seeds by default; -sim.seeds=N for more, in parallel over GOMAXPROCS; a
 // failing seed prints the one-line command that replays it with its event trace,
-// -sim.seed=N -v). random_test.go is an older smoke test over a single pair that prints
-// the script replaying a failing seed.
+// -sim.seed=N -v). Key-exchange work runs inline, after random virtual delays
+// (World.WorkDelay) or held back and released in random order, as the seed picks
+// (-sim.work=now|delay|hold|auto). interleave_test.go explores random orders of
+// deliveries and work results of simultaneous rekeys. random_test.go is an older smoke
+// test over a single pair that prints the script replaying a failing seed.
+//
+// The simulated manager also plays INITIAL_CONTACT (RFC 7296 §2.4) as the daemon's
+// should: a family created while another of its connection lives gets
+// Options.NoInitialContact, one still being set up gets NotFirstContact when another
+// comes up, and ike.InitialContact ends the families with the same identities that
+// were up before the reporting family was created.
 package sim
 
 import (
