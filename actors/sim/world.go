@@ -718,16 +718,13 @@ func (w *World) Families() []*Family {
 // has none): scripts see that junk does not move a timer.
 func (w *World) ShowTimers() string {
 	var b strings.Builder
-	for _, n := range w.Nodes {
-		for _, fh := range n.Families {
-			if fh.Dead {
-				continue
-			}
-			if fh.timerAt.IsZero() {
-				fmt.Fprintf(&b, "%s: timer none\n", fh.Name())
-			} else {
-				fmt.Fprintf(&b, "%s: timer in %v\n", fh.Name(), fh.timerAt.Sub(w.Now))
-			}
+	for _, fh := range w.Families() {
+		switch {
+		case fh.Dead:
+		case fh.timerAt.IsZero():
+			fmt.Fprintf(&b, "%s: timer none\n", fh.Name())
+		default:
+			fmt.Fprintf(&b, "%s: timer in %v\n", fh.Name(), fh.timerAt.Sub(w.Now))
 		}
 	}
 	return b.String()
