@@ -238,14 +238,18 @@ func (m *Manager) request(ctx context.Context, msg any) error {
 	if timeout <= 0 {
 		return context.DeadlineExceeded
 	}
-	res, err := m.t.sys.Root.RequestFuture(m.pid, msg, timeout).Result()
-	if err != nil {
-		return fmt.Errorf("actors: the manager did not answer: %w", err)
-	}
-	if r, ok := res.(reply); ok {
+	req := &request{cmd: msg, reply: make(chan reply, 1)}
+	m.t.sys.Root.Send(m.pid, req)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-req.reply:
 		return r.err
+	case <-t.C:
+		return fmt.Errorf("actors: the manager did not answer: %w", context.DeadlineExceeded)
+	case <-ctx.Done():
+		return fmt.Errorf("actors: the manager did not answer: %w", ctx.Err())
 	}
-	return fmt.Errorf("actors: unexpected answer %T", res)
 }
 
 // Initiate brings up connection conn as initiator (child "" = the IKE SA with its
