@@ -12,13 +12,15 @@ import (
 
 var interleavings = flag.Int("sim.interleavings", 1500, "TestRekeyCollisionInterleavings: orderings per case")
 
-// TestRekeyCollisionInterleavings explores the orderings of a simultaneous rekey with
-// slow key-exchange work (PFS): both ends rekey the same Child SA, or the IKE SA, and
-// every datagram delivery and every Work result comes in a random order. Once all is
-// delivered and done, each end holds exactly one Child SA of the definition, the ends
-// agree, and the invariants hold (RFC 7296 §2.8.1, §2.8.2: one survivor).
+// TestRekeyCollisionInterleavings explores the orderings of colliding exchanges with
+// slow key-exchange work (PFS): both ends rekey the same Child SA, or the IKE SA, or
+// one rekeys the IKE SA and the other the Child SA, or one deletes the Child SA the
+// other rekeys or the IKE SA the other rekeys; every datagram delivery and every Work
+// result comes in a random order. Once all is delivered and done, each end holds
+// exactly one Child SA of the definition (none after a delete), the ends agree, and the
+// invariants hold (RFC 7296 §2.8.1, §2.8.2: one survivor; §2.25).
 func TestRekeyCollisionInterleavings(t *testing.T) {
-	for _, kind := range []string{"rekey-child", "rekey-ike"} {
+	for _, kind := range []string{"rekey-child", "rekey-ike", "rekey-ike/rekey-child", "rekey-child/delete-child", "delete-child/rekey-ike"} {
 		for seed := range *interleavings {
 			if msg := rekeyInterleaving(kind, uint64(seed)); msg != "" {
 				t.Fatalf("%s, ordering %d: %s", kind, seed, msg)
@@ -40,12 +42,20 @@ func rekeyInterleaving(kind string, seed uint64) string {
 	run("initiate A net")
 	run("deliver")
 	run("defer-work on")
-	for _, n := range []string{"A", "B"} {
-		if kind == "rekey-child" {
-			run(kind + " " + n + " net")
+	cmds := strings.Split(kind, "/")
+	if len(cmds) == 1 {
+		cmds = append(cmds, kind) // both ends the same
+	}
+	for i, n := range []string{"A", "B"} {
+		if strings.HasSuffix(cmds[i], "-child") {
+			run(cmds[i] + " " + n + " net")
 		} else {
-			run(kind + " " + n)
+			run(cmds[i] + " " + n)
 		}
+	}
+	want := 1 // Child SAs of net at each end in the end
+	if strings.Contains(kind, "delete-child") {
+		want = 0
 	}
 	r := rand.New(rand.NewPCG(seed, 0x1e4))
 	for range 400 {
@@ -93,7 +103,7 @@ func rekeyInterleaving(kind string, seed uint64) string {
 				up++
 			}
 		}
-		if up != 1 {
+		if up != want {
 			return fail(fmt.Sprintf("%s holds %d Child SAs of net", n.Name, up))
 		}
 	}
