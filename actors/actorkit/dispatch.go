@@ -159,8 +159,8 @@ const (
 
 type mailbox struct {
 	mu   sync.Mutex
-	sys  []any // system messages, in order
-	user []any // user messages from user[head] on
+	sys  *[]any // system messages, in order (rare: a pointer keeps the struct at 96 B)
+	user []any  // user messages from user[head] on
 	head int32
 
 	state     atomic.Int32 // mailboxIdle or mailboxScheduled
@@ -181,7 +181,11 @@ func (m *mailbox) PostUserMessage(msg any) {
 
 func (m *mailbox) PostSystemMessage(msg any) {
 	m.mu.Lock()
-	m.sys = append(m.sys, msg)
+	if m.sys == nil {
+		m.sys = &[]any{msg}
+	} else {
+		*m.sys = append(*m.sys, msg)
+	}
 	m.mu.Unlock()
 	m.schedule()
 }
@@ -234,7 +238,7 @@ func (m *mailbox) run() {
 func (m *mailbox) hasWork() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.sys) > 0 || (!m.suspended.Load() && int(m.head) < len(m.user))
+	return m.sys != nil || (!m.suspended.Load() && int(m.head) < len(m.user))
 }
 
 // turn handles messages until the mailbox is empty (false) or, on a [Dispatcher],
@@ -259,12 +263,14 @@ func (m *mailbox) turn() (more bool) {
 			runtime.Gosched()
 		}
 		m.mu.Lock()
-		if len(m.sys) > 0 {
-			msg = m.sys[0]
-			m.sys[0] = nil
-			m.sys = m.sys[1:]
-			if len(m.sys) == 0 {
+		if m.sys != nil {
+			q := *m.sys
+			msg = q[0]
+			q[0] = nil
+			if len(q) == 1 {
 				m.sys = nil
+			} else {
+				*m.sys = q[1:]
 			}
 			m.mu.Unlock()
 			switch msg.(type) {

@@ -1,6 +1,7 @@
 package actorkit
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -224,3 +225,44 @@ func BenchmarkDispatcher(b *testing.B) {
 		})
 	}
 }
+
+// recordingInvoker records what a mailbox hands it.
+type recordingInvoker struct{ got []string }
+
+func (r *recordingInvoker) InvokeSystemMessage(m any) { r.got = append(r.got, "sys:"+m.(string)) }
+func (r *recordingInvoker) InvokeUserMessage(m any)   { r.got = append(r.got, "user:"+m.(string)) }
+func (r *recordingInvoker) EscalateFailure(_, _ any)  {}
+
+// System messages go first; an emptied mailbox keeps no queue memory (an idle actor
+// among tens of thousands costs its struct only).
+func TestMailboxOrderAndIdleMemory(t *testing.T) {
+	mb := Mailbox()().(*mailbox)
+	inv := &recordingInvoker{}
+	// A dispatcher that runs nothing until told, so that both queues fill first.
+	var pending []func()
+	mb.RegisterHandlers(inv, deferredDispatcher{&pending})
+	mb.PostUserMessage("u1")
+	mb.PostSystemMessage("s1")
+	mb.PostUserMessage("u2")
+	mb.PostSystemMessage("s2")
+	if n := mb.UserMessageCount(); n != 2 {
+		t.Fatalf("UserMessageCount %d, want 2", n)
+	}
+	for len(pending) > 0 {
+		f := pending[0]
+		pending = pending[1:]
+		f()
+	}
+	want := []string{"sys:s1", "sys:s2", "user:u1", "user:u2"}
+	if !slices.Equal(inv.got, want) {
+		t.Fatalf("handled %v, want %v", inv.got, want)
+	}
+	if mb.user != nil || mb.sys != nil {
+		t.Fatalf("an empty mailbox holds queues: user %v sys %v", mb.user, mb.sys)
+	}
+}
+
+type deferredDispatcher struct{ pending *[]func() }
+
+func (d deferredDispatcher) Schedule(fn func()) { *d.pending = append(*d.pending, fn) }
+func (d deferredDispatcher) Throughput() int    { return 300 }
