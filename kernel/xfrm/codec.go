@@ -54,6 +54,7 @@ const (
 	attrTmpl         = 5
 	attrAlgAEAD      = 18
 	attrAlgAuthTrunc = 20
+	attrLastUsed     = 15
 	attrMark         = 21
 	attrReplayESN    = 23
 	attrIfID         = 31
@@ -329,8 +330,11 @@ type attr struct {
 }
 
 // parseAttrs splits a run of netlink attributes.
-func parseAttrs(b []byte) ([]attr, error) {
-	var out []attr
+func parseAttrs(b []byte) ([]attr, error) { return appendAttrs(nil, b) }
+
+// appendAttrs is parseAttrs appending to out (a caller's array: no allocation for the
+// attributes of one SA).
+func appendAttrs(out []attr, b []byte) ([]attr, error) {
 	for len(b) >= unix.SizeofRtAttr {
 		n := int(ne.Uint16(b[0:]))
 		if n < unix.SizeofRtAttr || n > len(b) {
@@ -471,16 +475,34 @@ type decodedSA struct {
 	saHeader
 	larval  bool // no transform: an SPI reserved by ALLOCSPI (or an acquire's placeholder)
 	foreign bool // something cygnet's types cannot express (mark, unknown algorithm)
+	// addTime, useTime and lastUsed are struct xfrm_lifetime_cur's add_time and use_time
+	// and XFRMA_LASTUSED, in seconds since the epoch (0: never, or not reported).
+	addTime, useTime, lastUsed uint64
 }
 
-// decodeSA decodes a NEWSA message (a GETSA reply or a dump entry).
-func decodeSA(b []byte) (decodedSA, error) {
+// decodeSA decodes a NEWSA message (a GETSA reply or a dump entry), keys included.
+func decodeSA(b []byte) (decodedSA, error) { return decodeSAKeys(b, true) }
+
+// decodeSACounters decodes a NEWSA message as decodeSA does, except that the keys are
+// left out (EncrKey and IntegKey nil): nothing is copied out of b and nothing allocated
+// but errors. The algorithms are still recognised, so that foreign tells the same.
+func decodeSACounters(b []byte) (decodedSA, error) { return decodeSAKeys(b, false) }
+
+func decodeSAKeys(b []byte, keys bool) (decodedSA, error) {
 	var d decodedSA
 	var err error
 	if d.saHeader, err = decodeSAInfo(b); err != nil {
 		return d, err
 	}
-	attrs, err := parseAttrs(b[sizeSAInfo:])
+	d.addTime, d.useTime = ne.Uint64(b[saCurLft+16:]), ne.Uint64(b[saCurLft+24:])
+	copyKey := func(k []byte) []byte {
+		if !keys {
+			return nil
+		}
+		return append([]byte(nil), k...)
+	}
+	var buf [12]attr
+	attrs, err := appendAttrs(buf[:0], b[sizeSAInfo:])
 	if err != nil {
 		return d, fmt.Errorf("SA %s: %w", d.sa.SPI, err)
 	}
@@ -493,11 +515,11 @@ func decodeSA(b []byte) (decodedSA, error) {
 			if err != nil {
 				return d, fmt.Errorf("SA %s aead: %w", d.sa.SPI, err)
 			}
-			d.sa.EncrKey = key
+			d.sa.EncrKey = copyKey(key)
 			switch {
-			case name == kernel.EncrAESGCM16.XfrmName() && icv == 128:
+			case string(name) == kernel.EncrAESGCM16.XfrmName() && icv == 128:
 				d.sa.Encr = kernel.EncrAESGCM16
-			case name == kernel.EncrChaCha20Poly1305.XfrmName() && icv == 128:
+			case string(name) == kernel.EncrChaCha20Poly1305.XfrmName() && icv == 128:
 				d.sa.Encr = kernel.EncrChaCha20Poly1305
 			default:
 				d.foreign = true
@@ -508,8 +530,8 @@ func decodeSA(b []byte) (decodedSA, error) {
 			if err != nil {
 				return d, fmt.Errorf("SA %s enc: %w", d.sa.SPI, err)
 			}
-			d.sa.EncrKey = key
-			if name == kernel.EncrAESCBC.XfrmName() {
+			d.sa.EncrKey = copyKey(key)
+			if string(name) == kernel.EncrAESCBC.XfrmName() {
 				d.sa.Encr = kernel.EncrAESCBC
 			} else {
 				d.foreign = true
@@ -520,10 +542,10 @@ func decodeSA(b []byte) (decodedSA, error) {
 			if err != nil {
 				return d, fmt.Errorf("SA %s auth-trunc: %w", d.sa.SPI, err)
 			}
-			d.sa.IntegKey = key
+			d.sa.IntegKey = copyKey(key)
 			d.sa.Integ = kernel.IntegNone
-			for _, i := range []kernel.Integ{kernel.IntegHMACSHA256128, kernel.IntegHMACSHA384192, kernel.IntegHMACSHA512256} {
-				if name == i.XfrmName() && trunc == i.TruncBits() {
+			for _, i := range [...]kernel.Integ{kernel.IntegHMACSHA256128, kernel.IntegHMACSHA384192, kernel.IntegHMACSHA512256} {
+				if string(name) == i.XfrmName() && trunc == i.TruncBits() {
 					d.sa.Integ = i
 				}
 			}
@@ -550,6 +572,11 @@ func decodeSA(b []byte) (decodedSA, error) {
 				return d, fmt.Errorf("SA %s replay state: %w", d.sa.SPI, errShort)
 			}
 			d.sa.ReplayWindow = ne.Uint32(a.data[20:])
+		case attrLastUsed:
+			if len(a.data) < 8 {
+				return d, fmt.Errorf("SA %s last used: %w", d.sa.SPI, errShort)
+			}
+			d.lastUsed = ne.Uint64(a.data)
 		case attrMark, attrIfID:
 			d.foreign = true
 		}
@@ -562,29 +589,29 @@ func decodeSA(b []byte) (decodedSA, error) {
 }
 
 // decodeAlgo decodes struct xfrm_algo (ext false) or xfrm_algo_auth / xfrm_algo_aead
-// (ext true: with trunc_len / icv_len, returned as extra).
-func decodeAlgo(b []byte, ext bool) (name string, key []byte, extra int, err error) {
+// (ext true: with trunc_len / icv_len, returned as extra). name and key point into b.
+func decodeAlgo(b []byte, ext bool) (name, key []byte, extra int, err error) {
 	hdr := sizeAlgoHdr
 	if ext {
 		hdr = sizeAlgoXHdr
 	}
 	if len(b) < hdr {
-		return "", nil, 0, errShort
+		return nil, nil, 0, errShort
 	}
 	n := 0
 	for n < 64 && b[n] != 0 {
 		n++
 	}
-	name = string(b[:n])
+	name = b[:n]
 	bits := ne.Uint32(b[64:])
 	if ext {
 		extra = int(ne.Uint32(b[68:]))
 	}
 	klen := int((bits + 7) / 8)
 	if bits > 8*4096 || len(b)-hdr < klen {
-		return "", nil, 0, fmt.Errorf("key of %d bits in %d octets", bits, len(b)-hdr)
+		return nil, nil, 0, fmt.Errorf("key of %d bits in %d octets", bits, len(b)-hdr)
 	}
-	return name, append([]byte(nil), b[hdr:hdr+klen]...), extra, nil
+	return name, b[hdr : hdr+klen : hdr+klen], extra, nil
 }
 
 // decodedPolicy is one SPD entry read from the kernel.
