@@ -16,9 +16,10 @@ type kernelSA struct {
 	counters kernel.Counters
 }
 
-// saTable is the kernel's SAD at one moment, from a single dump (kernel.Kernel.Snapshot),
-// indexed for joining the core's Child SAs with it by SPI at listing time: no call per
-// SA, whatever the number of SAs. Not safe for concurrent use (one listing owns it).
+// saTable is the kernel's SAD at one moment, from a single dump (kernel.SACounterLister
+// when the kernel has it, else kernel.Kernel.Snapshot), indexed for joining the core's
+// Child SAs with it by SPI at listing time: no call per SA, whatever the number of SAs.
+// Not safe for concurrent use (one listing owns it).
 type saTable struct {
 	byID map[saKey]kernelSA
 	// bySPI is the fallback when an SA's destination is not the address the core reports
@@ -27,9 +28,32 @@ type saTable struct {
 	dup   map[kernel.SPI]bool
 }
 
-// readSATable dumps the SAD once. Larval SAs (SPIs allocated, not yet installed) are
-// left out.
+// readSATable dumps the SAD once: only IDs, reqids and counters when k is a
+// kernel.SACounterLister, else the whole tables (keys and policies too). Larval SAs
+// (SPIs allocated, not yet installed) are left out.
 func readSATable(ctx context.Context, k kernel.Kernel) (*saTable, error) {
+	if l, ok := k.(kernel.SACounterLister); ok {
+		return readSACounters(ctx, l)
+	}
+	return readSnapshot(ctx, k)
+}
+
+// readSACounters is readSATable over the counters-only dump.
+func readSACounters(ctx context.Context, l kernel.SACounterLister) (*saTable, error) {
+	cs, err := l.ListSACounters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := &saTable{byID: make(map[saKey]kernelSA, len(cs))}
+	for i := range cs {
+		c := &cs[i]
+		t.byID[keyOf(c.ID.Dst, uint32(c.ID.SPI))] = kernelSA{reqid: c.Reqid, counters: c.Counters}
+	}
+	return t, nil
+}
+
+// readSnapshot is readSATable over Snapshot, for a kernel without the counters dump.
+func readSnapshot(ctx context.Context, k kernel.Kernel) (*saTable, error) {
 	tb, err := k.Snapshot(ctx)
 	if err != nil {
 		return nil, err

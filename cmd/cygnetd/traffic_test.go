@@ -67,7 +67,14 @@ func concentratorOf(tb testing.TB, n, children int) (*memkernel.Kernel, []actors
 // chose the same outbound SPI.
 func TestListJoinsKernelCounters(t *testing.T) {
 	t.Run("dump", func(t *testing.T) {
-		testListJoin(t, func(k kernel.Kernel, _ []actors.SA) (*saTable, error) { return readSATable(context.Background(), k) })
+		testListJoin(t, func(k kernel.Kernel, _ []actors.SA) (*saTable, error) {
+			return readSATable(context.Background(), counterKernel{countingKernel{k, t}, k.(kernel.SACounterLister)})
+		})
+	})
+	t.Run("snapshot", func(t *testing.T) { // a kernel without the counters dump
+		testListJoin(t, func(k kernel.Kernel, _ []actors.SA) (*saTable, error) {
+			return readSATable(context.Background(), snapshotOnly{k})
+		})
 	})
 	t.Run("few", func(t *testing.T) {
 		testListJoin(t, func(k kernel.Kernel, sas []actors.SA) (*saTable, error) {
@@ -86,6 +93,15 @@ func (c countingKernel) Snapshot(ctx context.Context) (kernel.Tables, error) {
 	c.t.Errorf("a listing of %d Child SAs or fewer dumped the SAD", fewChildren)
 	return c.Kernel.Snapshot(ctx)
 }
+
+// counterKernel is a kernel with the counters dump whose Snapshot fails the test.
+type counterKernel struct {
+	countingKernel
+	kernel.SACounterLister
+}
+
+// snapshotOnly hides the kernel's counters dump: readSATable must fall back on Snapshot.
+type snapshotOnly struct{ kernel.Kernel }
 
 func testListJoin(t *testing.T, read func(kernel.Kernel, []actors.SA) (*saTable, error)) {
 	k, sas := concentrator(t, 3)
@@ -143,7 +159,9 @@ func testListJoin(t *testing.T, read func(kernel.Kernel, []actors.SA) (*saTable,
 // BenchmarkListJoin100k is the daemon's side of list-sas --json for a concentrator
 // with 100,000 IKE SAs of one or two Child SAs each (200,000 or 400,000 kernel SAs):
 // one kernel dump, the join and the JSON encoding, per listing ("all"); "dump" is the
-// in-memory kernel's Snapshot alone, "join" the rest.
+// in-memory kernel's counters dump (ListSACounters) alone, "join" the rest. "all-snapshot"
+// and "dump-snapshot" are the same over Snapshot, the fallback for a kernel without the
+// counters dump.
 func BenchmarkListJoin100k(b *testing.B) {
 	for _, children := range []int{1, 2} {
 		k, sas := concentratorOf(b, 100_000, children)
@@ -166,7 +184,23 @@ func BenchmarkListJoin100k(b *testing.B) {
 				list(ksas)
 			}
 		})
+		b.Run(name+"all-snapshot", func(b *testing.B) {
+			for b.Loop() {
+				ksas, err := readSATable(context.Background(), snapshotOnly{k})
+				if err != nil {
+					b.Fatal(err)
+				}
+				list(ksas)
+			}
+		})
 		b.Run(name+"dump", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := k.ListSACounters(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"dump-snapshot", func(b *testing.B) {
 			for b.Loop() {
 				if _, err := k.Snapshot(context.Background()); err != nil {
 					b.Fatal(err)
