@@ -69,6 +69,7 @@ func RunPolicies(t *testing.T, newTarget func(t *testing.T) *Target) {
 		{"CleanupStalePolicies", testCleanupStalePolicies},
 		{"ConcurrentPolicies", testConcurrentPolicies},
 		{"SubscriptionClose", testSubscriptionClose},
+		{"ListSACountersNoSAs", testListSACountersNoSAs},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, newTarget(t)) })
 	}
@@ -94,6 +95,7 @@ func RunSAs(t *testing.T, newTarget func(t *testing.T) *Target) {
 		{"DeleteOwned", testDeleteOwned},
 		{"CleanupStale", testCleanupStale},
 		{"ConcurrentChildSAs", testConcurrentChildSAs},
+		{"ListSACounters", testListSACounters},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, newTarget(t)) })
 	}
