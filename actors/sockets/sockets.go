@@ -430,13 +430,16 @@ func (sk *socket) receive(b, oob []byte, flags int, from netip.AddrPort) {
 	d.Local = local
 	d.Remote = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	d.NATT = sk.natt
+	// Counted before the handler sees it, so that whoever the handler hands it to finds
+	// it counted; taken back if the handler refuses it.
+	s.n.received.Add(1)
 	if !s.handler(d) {
+		s.n.received.Add(^uint64(0))
 		d.Release()
 		s.n.refused.Add(1)
 		s.metrics.PacketDropped(telemetry.DropQueueFull)
 		return
 	}
-	s.n.received.Add(1)
 }
 
 // pktinfoDst extracts the destination address of a received datagram from its
