@@ -481,14 +481,15 @@ type decodedSA struct {
 }
 
 // decodeSA decodes a NEWSA message (a GETSA reply or a dump entry), keys included.
-func decodeSA(b []byte) (decodedSA, error) { return decodeSAKeys(b, true) }
+func decodeSA(b []byte) (decodedSA, error) { return decodeSAFull(b, true) }
 
-// decodeSACounters decodes a NEWSA message as decodeSA does, except that the keys are
-// left out (EncrKey and IntegKey nil): nothing is copied out of b and nothing allocated
-// but errors. The algorithms are still recognised, so that foreign tells the same.
-func decodeSACounters(b []byte) (decodedSA, error) { return decodeSAKeys(b, false) }
+// decodeSACounters decodes a NEWSA message as decodeSA does, except that the keys and
+// the UDP encapsulation's ports are left out (EncrKey, IntegKey and Encap nil): nothing
+// is copied out of b and nothing allocated but errors. The algorithms and the
+// encapsulation type are still checked, so that foreign tells the same.
+func decodeSACounters(b []byte) (decodedSA, error) { return decodeSAFull(b, false) }
 
-func decodeSAKeys(b []byte, keys bool) (decodedSA, error) {
+func decodeSAFull(b []byte, full bool) (decodedSA, error) {
 	var d decodedSA
 	var err error
 	if d.saHeader, err = decodeSAInfo(b); err != nil {
@@ -496,7 +497,7 @@ func decodeSAKeys(b []byte, keys bool) (decodedSA, error) {
 	}
 	d.addTime, d.useTime = ne.Uint64(b[saCurLft+16:]), ne.Uint64(b[saCurLft+24:])
 	copyKey := func(k []byte) []byte {
-		if !keys {
+		if !full {
 			return nil
 		}
 		return append([]byte(nil), k...)
@@ -561,6 +562,9 @@ func decodeSAKeys(b []byte, keys bool) (decodedSA, error) {
 			}
 			if ne.Uint16(a.data[0:]) != encapESPInUDP {
 				d.foreign = true
+				continue
+			}
+			if !full {
 				continue
 			}
 			d.sa.Encap = &kernel.Encap{
