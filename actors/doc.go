@@ -45,21 +45,23 @@
 //     SA, every kernel object had a live owner (TestChaos with -chaos.families=20000
 //     -chaos.kills=100000, ~17 min).
 //   - Heap per idle established family with two Child SAs, both ends, actors and core
-//     included: 8.8 KiB (BenchmarkIdleFamilyMemory; 13.2 KiB before the shells cleared
+//     included: 8.7 KiB (BenchmarkIdleFamilyMemory; 13.2 KiB before the shells cleared
 //     the core's effects, the SK ciphers became lazy and the core shrank). Of it, by
-//     heap profile delta: shells 2.7 KiB (family 384 B, two children 320 B, their
-//     lineages and slots, the policy table's two entries ~630 B, three mailboxes
+//     heap profile delta: shells 2.5 KiB (family 384 B, two children 320 B, their
+//     lineages and slots, the policy table's two entries ~470 B, three mailboxes
 //     288 B, timer ~220 B, manager entry and routes ~280 B), protoactor 2.2 KiB (per
 //     actor: context, process, registry entry; the family's children set ~410 B),
 //     the listing summary ~850 B (the core's Snapshot), core ~2.8 KiB, SK ciphers
 //     and cached response ~0.25 KiB.
 //   - CPU per established IKE SA with one Child SA, both ends in one process over
 //     loopback with in-memory kernels (BenchmarkHandshakeCPU, 2,000 IKE SAs, getrusage;
-//     the machine shared and noisy, medians of 5): ~1,010 µs on the worker dispatcher,
-//     ~1,150 µs on protoactor's goroutine-per-turn dispatcher, ~1,070 µs for the tree
-//     as it was at the start of session 2; the X25519 floor, both ends, ~300 µs in the
-//     same runs (3.3x). The profile: X25519 ~31%, malloc and GC ~25%, the core's Step
-//     ~20% (its own allocations included), sendmsg ~5%, the in-memory kernel ~3%.
+//     the machine shared and noisy: medians of 5 interleaved runs, 10 to 15% apart run
+//     to run): 820 µs on the worker dispatcher (2.9x the X25519 floor of both ends,
+//     ~280 µs, measured in the same run), 950 µs on protoactor's goroutine-per-turn
+//     dispatcher (3.6x), 965 µs for the tree as it was at the start of session 2
+//     (3.85x). The profile: X25519 ~31%, malloc and GC ~25%, the core's Step ~20%
+//     (its own allocations included), Child SA installs ~9% (the in-memory kernel 4%),
+//     sendmsg ~5%; dispatch itself (mailboxes, run queue) ~2%.
 //   - Actor ping-pong on the worker dispatcher 1.7 µs, on goroutines 5.4 µs
 //     (actorkit BenchmarkDispatcher).
 //   - One family's packet handling, UDP in to UDP out, while 10,000 families run key
