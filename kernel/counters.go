@@ -38,8 +38,8 @@ type SACounters struct {
 	// Used is when the SA first protected or accepted a packet; zero if it never has, or
 	// if the kernel does not record it (kernel/memkernel does not).
 	Used time.Time
-	// LastUsed is when the SA last protected or accepted a packet; zero if it never has,
-	// or if the kernel does not report it (Linux reports it since 4.13 as
-	// XFRMA_LASTUSED; kernel/memkernel does not record it).
+	// LastUsed is when the SA last protected or accepted a packet, when the kernel
+	// reports it (Linux's XFRMA_LASTUSED, which it sends only once set: ESP traffic
+	// alone leaves it unset on Linux 6.1); else zero. kernel/memkernel does not record it.
 	LastUsed time.Time
 }

@@ -187,7 +187,8 @@ func exchange(t *testing.T, a, b *tunnelSite, n, size int) {
 }
 
 // TestVMTunnelTraffic installs a tunnel-mode Child SA pair and its policies between two
-// namespaces, sends traffic through it both ways, watches the counters rise and a soft
+// namespaces, sends traffic through it both ways, watches the counters rise (GetSA and
+// ListSACounters, with the kernel's use times) and a soft
 // expiry arrive after a byte limit, then removes everything and sees the tables empty.
 func TestVMTunnelTraffic(t *testing.T) {
 	requireESP(t)
@@ -211,6 +212,26 @@ func TestVMTunnelTraffic(t *testing.T) {
 			t.Errorf("%s SA %s counted %+v, want %d packets and at least %d bytes", c.what, c.id, cnt, n, n*size)
 		}
 		t.Logf("%s SA %s: %d packets, %d bytes", c.what, c.id, cnt.Packets, cnt.Bytes)
+	}
+	// The counters dump reads the same counters, and the kernel's use times, for the
+	// outbound and the inbound SA alike.
+	for _, s := range []*tunnelSite{a, b} {
+		cs, err := s.k.ListSACounters(ctx)
+		mustOK(t, err)
+		if len(cs) != 2 {
+			t.Fatalf("%s: ListSACounters lists %d SAs, want 2: %+v", s.name, len(cs), cs)
+		}
+		for _, c := range cs {
+			_, cnt, err := s.k.GetSA(ctx, c.ID)
+			mustOK(t, err)
+			if c.Counters != cnt || c.Reqid != ab.Reqid {
+				t.Errorf("%s: ListSACounters %s: reqid %s %+v; GetSA: reqid %s %+v", s.name, c.ID, c.Reqid, c.Counters, ab.Reqid, cnt)
+			}
+			// Linux 6.1 does not set an SA's last use for ESP traffic: LastUsed may be zero.
+			if c.Added.IsZero() || c.Used.IsZero() || c.Used.Before(c.Added) || (!c.LastUsed.IsZero() && c.LastUsed.Before(c.Used)) {
+				t.Errorf("%s: %s after traffic: added %v, first used %v, last used %v", s.name, c.ID, c.Added, c.Used, c.LastUsed)
+			}
+		}
 	}
 
 	// 20 datagrams of 128 bytes (with IP and UDP headers) are below the soft limit of
