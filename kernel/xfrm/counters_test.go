@@ -98,12 +98,7 @@ func TestDecodeSACountersForeign(t *testing.T) {
 // FuzzDecodeSACounters: the counters decoder never panics and agrees with decodeSA on
 // every input: the same error or none, the same SA but for keys.
 func FuzzDecodeSACounters(f *testing.F) {
-	sa := kernel.SA{
-		Src: netip.MustParseAddr("2001:db8::1"), Dst: netip.MustParseAddr("2001:db8::2"), SPI: 0x1000,
-		Mode: kernel.ModeTunnel, Reqid: kernel.ReqidMin, Encr: kernel.EncrAESCBC, EncrKey: make([]byte, 16),
-		Integ: kernel.IntegHMACSHA256128, IntegKey: make([]byte, 32), ESN: true, ReplayWindow: 128,
-		Encap: &kernel.Encap{SrcPort: 4500, DstPort: 4500},
-	}
+	sa := fuzzSeedSA()
 	f.Add(withLifetime(encodeSA(&sa), kernel.Counters{Bytes: 10, Packets: 1}, 5, 6, 7))
 	f.Add(make([]byte, sizeSAInfo+4))
 	f.Fuzz(func(t *testing.T, b []byte) {
