@@ -14,7 +14,8 @@ import (
 
 // The contract of kernel.SACounterLister, for the Kernels that implement it (both of
 // cygnet's do; a Target whose Kernel does not fails these tests). The policy half
-// (RunPolicies) needs no ESP: an SAD without SAs, policies left out, a closed Kernel.
+// (RunPolicies) needs no ESP: an SAD with only a larval SA, policies left out, a closed
+// Kernel.
 // The SA half (RunSAs) compares the counters dump with Snapshot over cygnet's, larval,
 // foreign and used SAs.
 
@@ -63,8 +64,9 @@ func listCounters(t *testing.T, k kernel.Kernel) []kernel.SACounters {
 	return cs
 }
 
-// testListSACountersNoSAs: with policies installed and no SA, the listing is empty (the
-// SPD is not in it); a cancelled context and a closed Kernel are errors.
+// testListSACountersNoSAs: with policies installed and no SA but a larval one (an SPI
+// allocated; Linux needs no ESP for it), the listing is empty: neither the SPD nor
+// larval SAs are in it. A cancelled context and a closed Kernel are errors.
 func testListSACountersNoSAs(t *testing.T, tg *Target) {
 	k := tg.Kernel
 	sel := kernel.Selector{Src: localNet, Dst: peerNet}
@@ -72,8 +74,13 @@ func testListSACountersNoSAs(t *testing.T, tg *Target) {
 	for _, p := range []kernel.Policy{tunnelPolicy(kernel.DirOut, sel, reqid(1), o), tunnelPolicy(kernel.DirIn, sel, reqid(1), o)} {
 		mustNil(t, k.AddPolicy(ctx(t), p), "AddPolicy "+p.Describe())
 	}
+	spi, err := k.AllocSPI(ctx(t), spiReq(reqid(2), o))
+	mustNil(t, err, "AllocSPI")
+	if tb := snapshot(t, k); len(tb.SAs) != 1 || !tb.SAs[0].Larval || tb.SAs[0].SA.SPI != spi {
+		t.Fatalf("Snapshot after AllocSPI %s, want one larval SA:\n%s", spi, tb)
+	}
 	if cs := listCounters(t, k); len(cs) != 0 {
-		t.Errorf("ListSACounters with policies and no SA: %d entries:\n%s", len(cs), counterText(cs))
+		t.Errorf("ListSACounters with policies and a larval SA: %d entries:\n%s", len(cs), counterText(cs))
 	}
 	cancelled, cancel := context.WithCancel(ctx(t))
 	cancel()
@@ -81,7 +88,7 @@ func testListSACountersNoSAs(t *testing.T, tg *Target) {
 		t.Errorf("ListSACounters with a cancelled context: %v, want context.Canceled", err)
 	}
 	mustNil(t, k.Close(), "Close")
-	_, err := lister(t, k).ListSACounters(ctx(t))
+	_, err = lister(t, k).ListSACounters(ctx(t))
 	wantErr(t, err, kernel.ErrClosed, "ListSACounters after Close")
 }
 
