@@ -22,6 +22,9 @@
 //   - Snapshot lists ESP SAs and policies; objects cygnet's types cannot express (AH,
 //     IPcomp, marks, socket or block policies, Linux's SPI-0 acquire placeholders) are
 //     left out, and CleanupStale never touches them.
+//   - ListSACounters (kernel.SACounterLister) is one GETSA dump decoded as it arrives,
+//     without copying keys and without the SPD: the SAs Snapshot lists, larval ones left
+//     out, with their counters and add/first-use times.
 package xfrm
 
 import (
