@@ -119,7 +119,7 @@ func newManager(cfg Config, k kernel.Kernel, log *zap.Logger, rec telemetry.Reco
 	}
 
 	t.sys = actorkit.NewSystem(log)
-	if cfg.Dispatcher == nil {
+	if cfg.Dispatcher == nil && cfg.PooledTurns {
 		t.dispatcher = actorkit.NewDispatcher(actorkit.DispatcherConfig{})
 		cfg.Dispatcher = t.dispatcher
 	}

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/cygnet-ipsec/cygnet/actors/ike"
 	"github.com/cygnet-ipsec/cygnet/actors/telemetry"
 	"github.com/cygnet-ipsec/cygnet/kernel"
@@ -167,8 +165,8 @@ func x25519Floor(b *testing.B, n int) time.Duration {
 // both ends, read from getrusage. It reports the figure next to the X25519 floor (the
 // key exchange alone, both ends) measured in the same run; the two ends do about the
 // same work, so half of cpu-µs/IKE-SA compares with the daemon benchmark's responder.
-// CYGNET_BENCH_DISPATCHER=goroutine runs the actors on protoactor's goroutine-per-turn
-// dispatcher instead of the tree's worker dispatcher.
+// It runs the actors' turns on the worker dispatcher (Config.PooledTurns);
+// CYGNET_BENCH_DISPATCHER=goroutine on protoactor's goroutine per turn instead.
 func BenchmarkHandshakeCPU(b *testing.B) {
 	n := 2000
 	if v := os.Getenv("CYGNET_BENCH_SAS"); v != "" {
@@ -180,9 +178,7 @@ func BenchmarkHandshakeCPU(b *testing.B) {
 		o := pairOptions{conns: n, conn: oneChild, recs: [2]telemetry.Recorder{ra, rb},
 			cfg: func(c *Config) {
 				c.ShutdownGrace = time.Second
-				if os.Getenv("CYGNET_BENCH_DISPATCHER") == "goroutine" { // for comparison
-					c.Dispatcher = actor.NewDefaultDispatcher(300)
-				}
+				c.PooledTurns = os.Getenv("CYGNET_BENCH_DISPATCHER") != "goroutine"
 			}}
 		a, bn := newPairWithKernels(b, o, memkernel.New(memkernel.Options{}), memkernel.New(memkernel.Options{FirstSPI: 0xd0000000}))
 		runtime.GC()

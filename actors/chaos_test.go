@@ -384,7 +384,7 @@ func (r *chaosRun) waitAgreement(limit time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("the two ends do not agree after %v:\n%s", limit, diff)
+			r.t.Fatalf("the two ends do not agree after %v:\n%s\na: %s\nb: %s", limit, diff, dropLines(r.a), dropLines(r.b))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -523,23 +523,29 @@ func (r *chaosRun) checkKernels() {
 				outPolicies[p.Template.Reqid] = true
 			}
 		}
-		// Two live Child SAs of one family with the same definition (a CREATE_CHILD_SA
-		// for a child that existed already) have the same selectors: the kernel has one
-		// set of policies, the newer one's; the other is shadowed, not missing.
+		// Two live Child SAs of one connection with the same definition have the same
+		// selectors — in one family (a CREATE_CHILD_SA for a child that existed already)
+		// or in two families of the connection (it was initiated again while a family
+		// was up): the kernel has one set of policies, the newest holder's (policyTable);
+		// the other is shadowed, not missing.
 		type nameKey struct {
-			f    kernel.FamilyID
+			conn string
 			name string
+		}
+		connOf := map[kernel.FamilyID]string{}
+		for _, sa := range x.m.ListSAs() {
+			connOf[sa.Family] = sa.Conn
 		}
 		perName := map[nameKey]int{}
 		for k, c := range live {
-			perName[nameKey{k.f, c.Name}]++
+			perName[nameKey{connOf[k.f], c.Name}]++
 		}
 		for _, e := range tb.SAs {
 			if e.Larval || outPolicies[e.SA.Reqid] {
 				continue
 			}
 			c := live[childKey{e.SA.Owner.Family, e.SA.Owner.Child}]
-			if perName[nameKey{e.SA.Owner.Family, c.Name}] < 2 {
+			if perName[nameKey{connOf[e.SA.Owner.Family], c.Name}] < 2 {
 				var same []string
 				for k2, c2 := range live {
 					if c2.Name == c.Name && slices.Equal(c2.LocalTS, c.LocalTS) && k2 != (childKey{e.SA.Owner.Family, e.SA.Owner.Child}) {
@@ -573,4 +579,15 @@ func (r *chaosRun) checkResponsive() {
 			r.t.Errorf("%s: %d families do not answer", x.name, stuck)
 		}
 	}
+}
+
+// dropLines returns a node's drop and retransmission counters, for a failure message.
+func dropLines(n *node) string {
+	var out []string
+	for _, l := range strings.Split(n.rec.String(), "\n") {
+		if strings.HasPrefix(l, "dropped") || strings.HasPrefix(l, "retransmission") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "; ")
 }

@@ -27,10 +27,12 @@
 //     manager.
 //   - Time. Each family has one generation-tagged timer at the core's next deadline;
 //     timers stop with their actor.
-//   - Turns. The actors' mailbox turns run on an actorkit.Dispatcher: long-lived worker
-//     goroutines (their stacks stay grown), at most 32 messages per turn before the
-//     mailbox goes to the back of the run queue, spilling to goroutines of their own
-//     when the short run queue is full; it is closed with the tree.
+//   - Turns. The actors' mailboxes (actorkit.Mailbox) hold no queue memory while
+//     empty. With Config.PooledTurns their turns run on an actorkit.Dispatcher:
+//     long-lived worker goroutines (their stacks stay grown), at most 32 messages per
+//     turn before the mailbox goes to the back of the run queue, spilling to goroutines
+//     of their own when the short run queue is full; it is closed with the tree.
+//     Without it (the default for now, see Config.PooledTurns), a goroutine per turn.
 //   - Listing. Every family publishes a summary of its state after each Step that
 //     changed it; ListSAs reads the summaries without asking any actor.
 //
@@ -56,7 +58,7 @@
 //   - CPU per established IKE SA with one Child SA, both ends in one process over
 //     loopback with in-memory kernels (BenchmarkHandshakeCPU, 2,000 IKE SAs, getrusage;
 //     the machine shared and noisy: medians of 5 interleaved runs, 10 to 15% apart run
-//     to run): 820 µs on the worker dispatcher (2.9x the X25519 floor of both ends,
+//     to run): 820 µs with PooledTurns (2.9x the X25519 floor of both ends,
 //     ~280 µs, measured in the same run), 950 µs on protoactor's goroutine-per-turn
 //     dispatcher (3.6x), 965 µs for the tree as it was at the start of session 2
 //     (3.85x). The profile: X25519 ~31%, malloc and GC ~25%, the core's Step ~20%

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -50,6 +51,9 @@ func newNode(t testing.TB, name string, addr netip.Addr, first kernel.SPI, o pai
 	cfg.ShutdownGrace = 2 * time.Second
 	cfg.Chaos = true
 	cfg.StartActions = false // the tests initiate themselves
+	if os.Getenv("CYGNET_TEST_POOLED") != "" {
+		cfg.PooledTurns = true
+	}
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
