@@ -16,7 +16,7 @@ import (
 var _ kernel.SACounterLister = (*Kernel)(nil)
 
 // ListSACounters implements kernel.SACounterLister with one XFRM_MSG_GETSA dump (no
-// policy dump), decoded as it arrives: each SA's struct xfrm_usersa_info gives its ID,
+// policy dump) on the Kernel's listing socket, decoded as it arrives: each SA's struct xfrm_usersa_info gives its ID,
 // reqid and struct xfrm_lifetime_cur (bytes, packets, add_time, use_time), XFRMA_LASTUSED
 // its last use; its algorithm attributes are recognised in place, their keys never
 // copied. It lists the SAs Snapshot lists, larval ones left out. A dump the kernel
@@ -43,7 +43,7 @@ func (k *Kernel) ListSACounters(ctx context.Context) ([]kernel.SACounters, error
 // dumpSACounters runs one GETSA dump, appending each listable SA to out.
 func (k *Kernel) dumpSACounters(out *[]kernel.SACounters) error {
 	req := nl.NewNetlinkRequest(msgGetSA, unix.NLM_F_DUMP)
-	req.Sockets = k.req
+	req.Sockets = k.list // not k.req: installs go on while the dump runs
 	var decodeErr error
 	err := req.ExecuteIter(unix.NETLINK_XFRM, msgNewSA, func(m []byte) bool {
 		d, err := decodeSACounters(m)

@@ -4,8 +4,9 @@
 // namespace, programmed over netlink (NETLINK_XFRM) with github.com/vishvananda/netlink's
 // socket layer and this package's own message codec.
 //
-// A Kernel holds two netlink sockets in its namespace: one for requests (shared by all
-// goroutines; the kernel serialises XFRM configuration anyway) and one subscribed to the
+// A Kernel holds three netlink sockets in its namespace: one for requests (shared by all
+// goroutines; the kernel serialises XFRM configuration anyway), one for ListSACounters'
+// dumps (so that installs do not wait for a listing), and one subscribed to the
 // XFRM_MSG_EXPIRE and XFRM_MSG_ACQUIRE multicast groups. A single goroutine reads the
 // latter and hands events to kernel.Hub, which never blocks it.
 //
@@ -68,10 +69,13 @@ type HashThresholds struct {
 
 // Kernel is the XFRM tables of one network namespace.
 type Kernel struct {
-	mu      sync.RWMutex // held for reading by requests, for writing by Close
-	closed  bool
-	req     map[int]*nl.SocketHandle // NETLINK_XFRM requests
-	mon     *nl.NetlinkSocket        // XFRM multicast groups
+	mu     sync.RWMutex // held for reading by requests, for writing by Close
+	closed bool
+	req    map[int]*nl.SocketHandle // NETLINK_XFRM requests
+	// list is a second NETLINK_XFRM socket for ListSACounters: its dump holds the
+	// socket for as long as it runs, and installs on req must not wait for it.
+	list    map[int]*nl.SocketHandle
+	mon     *nl.NetlinkSocket // XFRM multicast groups
 	monDone chan struct{}
 	index   *owners.Index
 	hub     *kernel.Hub
@@ -88,20 +92,19 @@ func Open(ns netns.NsHandle, opts Options) (*Kernel, error) {
 	if opts.EventBuffer == 0 {
 		opts.EventBuffer = 4 << 20
 	}
-	s, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_XFRM)
+	s, err := requestSocket(ns, opts.Timeout)
 	if err != nil {
-		return nil, fmt.Errorf("xfrm: open netlink socket: %w", err)
+		return nil, err
 	}
-	tv := unix.NsecToTimeval(opts.Timeout.Nanoseconds())
-	_ = s.SetSendTimeout(&tv)    // cannot fail: stored for the next request
-	_ = s.SetReceiveTimeout(&tv) // likewise
-	if err := s.SetExtAck(true); err != nil {
+	ls, err := requestSocket(ns, opts.Timeout)
+	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("xfrm: netlink extended ACK: %w", err)
+		return nil, err
 	}
 	mon, err := nl.SubscribeAt(ns, netns.None(), unix.NETLINK_XFRM, groupExpire, groupAcquire)
 	if err != nil {
 		s.Close()
+		ls.Close()
 		return nil, fmt.Errorf("xfrm: subscribe to expire and acquire events: %w", err)
 	}
 	if err := mon.SetReceiveBufferSize(opts.EventBuffer, true); err != nil {
@@ -109,6 +112,7 @@ func Open(ns netns.NsHandle, opts Options) (*Kernel, error) {
 	}
 	k := &Kernel{
 		req:     map[int]*nl.SocketHandle{unix.NETLINK_XFRM: {Socket: s}},
+		list:    map[int]*nl.SocketHandle{unix.NETLINK_XFRM: {Socket: ls}},
 		mon:     mon,
 		monDone: make(chan struct{}),
 		index:   owners.New(),
@@ -122,6 +126,23 @@ func Open(ns netns.NsHandle, opts Options) (*Kernel, error) {
 		}
 	}
 	return k, nil
+}
+
+// requestSocket opens a NETLINK_XFRM socket in ns for requests, with timeout on sends
+// and receives and extended ACKs.
+func requestSocket(ns netns.NsHandle, timeout time.Duration) (*nl.NetlinkSocket, error) {
+	s, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_XFRM)
+	if err != nil {
+		return nil, fmt.Errorf("xfrm: open netlink socket: %w", err)
+	}
+	tv := unix.NsecToTimeval(timeout.Nanoseconds())
+	_ = s.SetSendTimeout(&tv)    // cannot fail: stored for the next request
+	_ = s.SetReceiveTimeout(&tv) // likewise
+	if err := s.SetExtAck(true); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("xfrm: netlink extended ACK: %w", err)
+	}
+	return s, nil
 }
 
 // SetPolicyHashThresholds sets the SPD hash thresholds of the namespace, for cygnet's
@@ -158,6 +179,7 @@ func (k *Kernel) Close() error {
 	k.closed = true
 	k.mon.Close()
 	k.req[unix.NETLINK_XFRM].Close()
+	k.list[unix.NETLINK_XFRM].Close()
 	k.mu.Unlock()
 	<-k.monDone
 	k.hub.Close()
