@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cygnet-ipsec/cygnet/kernel"
@@ -158,5 +159,49 @@ func testListSACounters(t *testing.T, tg *Target) {
 	slices.Sort(spis)
 	if want := []kernel.SPI{0x8001, 0x8003, 0x8004, 0x8999}; !slices.Equal(spis, want) {
 		t.Errorf("after deleting 0x8002 and adding 0x8004: SPIs %v, want %v", spis, want)
+	}
+}
+
+// testListSACountersConcurrent: listings run while SPIs are allocated and released and
+// policies installed and removed; every listing succeeds and lists no larval SA, and the
+// installs succeed meanwhile.
+func testListSACountersConcurrent(t *testing.T, tg *Target) {
+	k := tg.Kernel
+	o := kernel.Owner{Family: 4}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			spi, err := k.AllocSPI(ctx(t), spiReq(reqid(5), o))
+			if err != nil {
+				t.Errorf("AllocSPI during listings: %v", err)
+				return
+			}
+			p := tunnelPolicy(kernel.DirOut, kernel.Selector{Src: hostNet(localNet, i%200), Dst: peerNet}, reqid(5), o)
+			if err := k.AddPolicy(ctx(t), p); err != nil {
+				t.Errorf("AddPolicy during listings: %v", err)
+				return
+			}
+			if err := k.DeletePolicy(ctx(t), p.ID()); err != nil {
+				t.Errorf("DeletePolicy during listings: %v", err)
+				return
+			}
+			if err := k.DeleteSA(ctx(t), kernel.SAID{Dst: local, SPI: spi}); err != nil {
+				t.Errorf("DeleteSA of a larval SA during listings: %v", err)
+				return
+			}
+		}
+	})
+	defer wg.Wait()
+	defer close(stop)
+	for range 200 {
+		if cs := listCounters(t, k); len(cs) != 0 {
+			t.Fatalf("ListSACounters with only larval SAs: %d entries:\n%s", len(cs), counterText(cs))
+		}
 	}
 }

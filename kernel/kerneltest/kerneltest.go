@@ -70,6 +70,7 @@ func RunPolicies(t *testing.T, newTarget func(t *testing.T) *Target) {
 		{"ConcurrentPolicies", testConcurrentPolicies},
 		{"SubscriptionClose", testSubscriptionClose},
 		{"ListSACountersNoSAs", testListSACountersNoSAs},
+		{"ListSACountersConcurrent", testListSACountersConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, newTarget(t)) })
 	}
