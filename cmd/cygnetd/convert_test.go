@@ -125,7 +125,7 @@ func TestConnectionConversion(t *testing.T) {
 		}},
 	}
 	if diff := cmp.Diff(want, conns[0], cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
-		cmpopts.IgnoreFields(ike.Connection{}, "PSKFor")); diff != "" {
+		cmpopts.IgnoreFields(ike.Connection{}, "PSKFor"), cmpopts.IgnoreUnexported(ike.Connection{})); diff != "" {
 		t.Errorf("conversion (-want +got):\n%s", diff)
 	}
 	// The key comes from secrets.ike-site by the IKE SA's identities.
