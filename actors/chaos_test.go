@@ -110,6 +110,9 @@ func TestChaos(t *testing.T) {
 	o := pairOptions{conns: n, conn: func(c *ike.Connection) {
 		c.DPDDelay = dpd
 		c.Retransmit = retr
+		// A responder whose initiator died between IKE_SA_INIT and IKE_AUTH waits this
+		// long for IKE_AUTH; the default (30 s) outlasts the agreement window.
+		c.HalfOpenTimeout = livenessTimeout
 	}, cfg: func(c *Config) { c.ShutdownGrace = 3 * time.Second }}
 	a, b := newPair(t, o)
 	r := &chaosRun{t: t, a: a, b: b, rng: rand.New(rand.NewPCG(seed, 1)), n: n,
