@@ -52,6 +52,8 @@ type startInitiator struct {
 	entry *familyEntry
 	conn  *ike.Connection
 	first ike.Event
+	// notFirst: another family of the connection exists; no INITIAL_CONTACT (§2.4).
+	notFirst bool
 }
 
 // shutdownFamily asks for a graceful end: delete the IKE SA with the peer (RFC 7296
@@ -195,6 +197,8 @@ func (f *family) receive(ctx actor.Context) {
 		f.startInitiator(ctx, m)
 	case shutdownFamily:
 		f.beginShutdown(ctx)
+	case contactEnd:
+		f.endByContact(ctx)
 	case shutdownTick:
 		if f.shutdown.Fire(m.gen) {
 			f.stop(ctx, telemetry.StopShutdown)
@@ -268,6 +272,9 @@ func (f *family) startInitiator(ctx actor.Context, m *startInitiator) {
 		return
 	}
 	f.core = c
+	if m.notFirst {
+		f.step(ctx, ike.NotFirstContact{})
+	}
 	f.step(ctx, m.first)
 }
 
@@ -360,6 +367,8 @@ func (f *family) applyEffects(ctx actor.Context, effs []ike.Effect) bool {
 		case ike.Established:
 			f.established(ctx, e)
 			dirty = true
+		case ike.InitialContact:
+			ctx.Send(ctx.Parent(), initialContact{f.e, e})
 		case ike.IKEClosed:
 			f.t.rec.IKESAClosed(f.conn)
 			f.t.events.publish(Event{Kind: EventIKEDown, Family: f.e.id, Conn: f.conn,
@@ -477,6 +486,11 @@ func (f *family) established(ctx actor.Context, e ike.Established) {
 	f.t.events.publish(Event{Kind: EventIKEUp, Family: f.e.id, Conn: f.conn, IKE: info})
 	if !f.upOnce {
 		f.upOnce = true
+		id := identified{e: f.e, local: info.LocalID, remote: info.RemoteID}
+		if !f.responder {
+			id.initiatorConn = f.conn
+		}
+		ctx.Send(ctx.Parent(), id)
 		role := telemetry.RoleInitiator
 		if f.responder {
 			role = telemetry.RoleResponder

@@ -78,6 +78,7 @@ type manager struct {
 
 	nextID   kernel.FamilyID
 	byConn   map[string]*familySet // families by connection, once known
+	byID     map[string]*familySet // established families by identities (contact.go)
 	halfOpen int
 	perPeer  map[netip.Addr]int
 
@@ -103,6 +104,10 @@ func (m *manager) receive(ctx actor.Context) {
 			m.cookies.Rotate(secret())
 			m.armCookieRotation(ctx)
 		}
+	case identified:
+		m.fileIdentity(ctx, msg)
+	case initialContact:
+		m.contact(ctx, msg)
 	case halfOpenDone:
 		m.index(msg.e, msg.conn)
 		m.releaseHalfOpen(msg.e)
@@ -284,6 +289,16 @@ func (s *familySet) remove(e *familyEntry) bool {
 	return s.one == nil && len(s.many) == 0
 }
 
+// hasOther reports whether the set holds a family other than e.
+func (s *familySet) hasOther(e *familyEntry) bool {
+	found := false
+	s.each(func(o *familyEntry) bool {
+		found = o != e
+		return !found
+	})
+	return found
+}
+
 // each calls f for every family until f returns false.
 func (s *familySet) each(f func(*familyEntry) bool) {
 	if s == nil {
@@ -373,6 +388,7 @@ func (m *manager) familyTerminated(ctx actor.Context, who *actor.PID) {
 // forget drops everything the manager holds for a family.
 func (m *manager) forget(e *familyEntry) {
 	m.releaseHalfOpen(e)
+	m.unfileIdentity(e)
 	if set := m.byConn[e.indexedAs]; set != nil && set.remove(e) {
 		delete(m.byConn, e.indexedAs)
 	}
@@ -410,7 +426,7 @@ func (m *manager) initiate(ctx actor.Context, conn, child string, first ike.Even
 		}
 	}
 	e := m.newEntry(conn)
-	m.spawn(ctx, e, &startInitiator{entry: e, conn: c, first: first})
+	m.spawn(ctx, e, &startInitiator{entry: e, conn: c, first: first, notFirst: m.byConn[conn].hasOther(e)})
 	return nil
 }
 
@@ -436,7 +452,7 @@ func (m *manager) restart(ctx actor.Context, r restartConn) {
 		return
 	}
 	e := m.newEntry(r.conn)
-	m.spawn(ctx, e, &startInitiator{entry: e, conn: c, first: ike.InitiateChild{Name: r.children[0]}})
+	m.spawn(ctx, e, &startInitiator{entry: e, conn: c, first: ike.InitiateChild{Name: r.children[0]}, notFirst: m.byConn[r.conn].hasOther(e)})
 	if pid := e.pid.Load(); pid != nil {
 		for _, name := range r.children[1:] {
 			ctx.Send(pid, ike.InitiateChild{Name: name})

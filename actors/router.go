@@ -34,6 +34,10 @@ type familyEntry struct {
 	indexedAs string  // the manager's byConn key
 	initKey   initKey // responder: the IKE_SA_INIT that created it
 	halfOpen  bool    // counted in the half-open totals
+	// idKey files the family under its IKE SA's identities once established;
+	// contactAt is the manager's family counter then (INITIAL_CONTACT, contact.go).
+	idKey     string
+	contactAt kernel.FamilyID
 
 	mu   sync.Mutex
 	spis []ike.SPI // routes held, for removal on termination
