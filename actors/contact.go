@@ -2,6 +2,7 @@ package actors
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
@@ -41,16 +42,26 @@ type initialContact struct {
 // contactEnd ends a family whose IKE SA the peer forgot (INITIAL_CONTACT of a newer one).
 type contactEnd struct{}
 
-// identityKey is the index key of an identity pair: type and length-prefixed data of
-// each, so that no two pairs share a key.
-func identityKey(local, remote ike.Identity) string {
-	b := make([]byte, 0, 6+len(local.Data)+len(remote.Data))
+// identityKey is the index key of an identity pair: a hash of type and length-prefixed
+// data of each (8 octets per family instead of a copy of both identities). Families
+// that share a key are told apart by their listing summary's identities.
+func (m *manager) identityKey(local, remote ike.Identity) uint64 {
+	var h maphash.Hash
+	h.SetSeed(m.idSeed)
+	var hdr [3]byte
 	for _, id := range [2]ike.Identity{local, remote} {
-		b = append(b, byte(id.Type))
-		b = binary.BigEndian.AppendUint16(b, uint16(len(id.Data)))
-		b = append(b, id.Data...)
+		hdr[0] = byte(id.Type)
+		binary.BigEndian.PutUint16(hdr[1:], uint16(len(id.Data)))
+		h.Write(hdr[:])
+		h.Write(id.Data)
 	}
-	return string(b)
+	return h.Sum64() | 1 // never 0: 0 marks a family not filed
+}
+
+// sameIdentities reports whether o's IKE SA joins local and remote.
+func sameIdentities(o *familyEntry, local, remote ike.Identity) bool {
+	s := o.summary.Load()
+	return s != nil && len(s.IKE) > 0 && s.IKE[0].LocalID.Equal(local) && s.IKE[0].RemoteID.Equal(remote)
 }
 
 // fileIdentity indexes a family under its IKE SA's identities; its establishment is
@@ -58,14 +69,15 @@ func identityKey(local, remote ike.Identity) string {
 // created" reads contactAt < X.id.
 func (m *manager) fileIdentity(ctx actor.Context, msg identified) {
 	e := msg.e
-	if e.idKey != "" || m.t.reg.get(e.id) != e {
+	if e.idKey != 0 || m.t.reg.get(e.id) != e {
 		return // filed already, or gone
 	}
-	e.idKey = identityKey(msg.local, msg.remote)
-	e.contactAt = m.nextID
 	if m.byID == nil {
-		m.byID = map[string]*familySet{}
+		m.byID = map[uint64]*familySet{}
+		m.idSeed = maphash.MakeSeed()
 	}
+	e.idKey = m.identityKey(msg.local, msg.remote)
+	e.contactAt = m.nextID
 	set := m.byID[e.idKey]
 	if set == nil {
 		set = &familySet{}
@@ -78,7 +90,7 @@ func (m *manager) fileIdentity(ctx actor.Context, msg identified) {
 	// Initiators of the same connection not yet past IKE_AUTH must not claim to be the
 	// only IKE SA any more.
 	m.byConn[msg.initiatorConn].each(func(o *familyEntry) bool {
-		if o != e && o.idKey == "" {
+		if o != e && o.idKey == 0 {
 			if pid := o.pid.Load(); pid != nil {
 				ctx.Send(pid, ike.NotFirstContact{})
 			}
@@ -89,7 +101,7 @@ func (m *manager) fileIdentity(ctx actor.Context, msg identified) {
 
 // unfileIdentity drops a family from the identity index.
 func (m *manager) unfileIdentity(e *familyEntry) {
-	if e.idKey == "" {
+	if e.idKey == 0 {
 		return
 	}
 	if set := m.byID[e.idKey]; set != nil && set.remove(e) {
@@ -99,10 +111,13 @@ func (m *manager) unfileIdentity(e *familyEntry) {
 
 // contact acts on a peer's INITIAL_CONTACT.
 func (m *manager) contact(ctx actor.Context, msg initialContact) {
-	key := identityKey(msg.ev.LocalID, msg.ev.RemoteID)
+	if m.byID == nil {
+		return
+	}
+	key := m.identityKey(msg.ev.LocalID, msg.ev.RemoteID)
 	var ended int
 	m.byID[key].each(func(o *familyEntry) bool {
-		if o != msg.e && o.contactAt < msg.e.id {
+		if o != msg.e && o.contactAt < msg.e.id && sameIdentities(o, msg.ev.LocalID, msg.ev.RemoteID) {
 			if pid := o.pid.Load(); pid != nil {
 				ctx.Send(pid, contactEnd{})
 				ended++

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -78,7 +79,8 @@ type manager struct {
 
 	nextID   kernel.FamilyID
 	byConn   map[string]*familySet // families by connection, once known
-	byID     map[string]*familySet // established families by identities (contact.go)
+	byID     map[uint64]*familySet // established families by identities (contact.go)
+	idSeed   maphash.Seed
 	halfOpen int
 	perPeer  map[netip.Addr]int
 

@@ -36,7 +36,7 @@ type familyEntry struct {
 	halfOpen  bool    // counted in the half-open totals
 	// idKey files the family under its IKE SA's identities once established;
 	// contactAt is the manager's family counter then (INITIAL_CONTACT, contact.go).
-	idKey     string
+	idKey     uint64
 	contactAt kernel.FamilyID
 
 	mu   sync.Mutex
