@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -399,13 +398,13 @@ func (m *Manager) SetConnections(ctx context.Context, conns []*ike.Connection) e
 	var added []*ike.Connection
 	for _, c := range conns {
 		next[c.Name] = c
-		if old, ok := m.conns[c.Name]; !ok || !reflect.DeepEqual(old, c) {
+		if old, ok := m.conns[c.Name]; !ok || !old.Equal(c) {
 			added = append(added, c)
 		}
 	}
 	gone := map[string]bool{}
 	for name, old := range m.conns {
-		if c, ok := next[name]; !ok || !reflect.DeepEqual(old, c) {
+		if c, ok := next[name]; !ok || !old.Equal(c) {
 			gone[name] = true
 		}
 	}

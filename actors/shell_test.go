@@ -724,6 +724,20 @@ func TestReloadStartsAddedAndEndsRemovedConnections(t *testing.T) {
 	if c0.has("Terminate") {
 		t.Fatal("an unchanged connection's family was touched by the reload")
 	}
+	// A fresh copy of the same definitions, as a reload of an unchanged file gives: with
+	// a per-peer key function (never deeply equal to another) and defaults spelled out.
+	gw2 := gw.WithDefaults()
+	gw2.PSKFor = func(local, remote ike.Identity) (ike.Secret, bool) { return gw.PSK, true }
+	auto2 := *auto
+	if err := h.m.SetConnections(context.Background(), []*ike.Connection{&gw2, &auto2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.SetConnections(context.Background(), []*ike.Connection{&gw2, &auto2}); err != nil {
+		t.Fatal(err) // a second call waits for the first's terminations to be sent
+	}
+	if c0.has("Terminate") || h.core(1).has("Terminate") || h.coreCount() != 2 {
+		t.Fatal("a reload with the same definitions replaced a connection's SAs")
+	}
 
 	if err := h.m.SetConnections(context.Background(), []*ike.Connection{auto}); err != nil {
 		t.Fatal(err)
