@@ -164,15 +164,17 @@ func (h *harness) establish(spiI uint64) (*fakeCore, *actor.PID) {
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
+	// The manager publishes the PID after sending the start message, so the family
+	// may get this far first.
 	var pid *actor.PID
-	h.m.t.reg.each(func(e *familyEntry) {
-		if e.id == kernel.FamilyID(n+1) {
-			pid = e.pid.Load()
-		}
+	eventually(h.t, "the family registered", func() bool {
+		h.m.t.reg.each(func(e *familyEntry) {
+			if e.id == kernel.FamilyID(n+1) {
+				pid = e.pid.Load()
+			}
+		})
+		return pid != nil
 	})
-	if pid == nil {
-		h.t.Fatal("family not registered")
-	}
 	return c, pid
 }
 
