@@ -37,6 +37,28 @@ import (
 // delete it ourselves (oldIKEDeleteDue).
 const oldIKELinger = 30 * time.Second
 
+// peerRekeyHoldTime is how long we start no new Child SA exchange after answering the
+// peer's IKE SA rekey TEMPORARY_FAILURE: its retry comes within retryInterval, plus
+// the time its key exchange takes.
+const peerRekeyHoldTime = 2 * retryInterval
+
+// ikeRekeyRetryDelay is the wait before retrying a failed rekey of ike: the usual
+// retryDelay (§2.25: not at once), but no more than a quarter of the time left before
+// ike's over time ends, so that a rekey that met TEMPORARY_FAILURE gets several more
+// tries before the IKE SA expires.
+func (f *Family) ikeRekeyRetryDelay(ike *ikeSA) time.Duration {
+	d := f.retryDelay()
+	if !ike.expireAt.IsZero() {
+		if left := ike.expireAt.Sub(f.now) / 4; left < d {
+			d = max(left, minIKERekeyRetry)
+		}
+	}
+	return d
+}
+
+// minIKERekeyRetry: even close to expiry, a rekey is not retried at once (§2.25).
+const minIKERekeyRetry = time.Second
+
 // startRekeyIKE sends our rekey request for ike.
 func (f *Family) startRekeyIKE(ike *ikeSA) {
 	spi := f.newSPI()
@@ -57,7 +79,7 @@ func (f *Family) startRekeyIKE(ike *ikeSA) {
 	}
 	g, err := ikecrypto.Group(group)
 	if err != nil {
-		ike.rekeyRetryAt = f.now.Add(f.retryDelay())
+		ike.rekeyRetryAt = f.now.Add(f.ikeRekeyRetryDelay(ike))
 		return
 	}
 	ike.rekeying = true
@@ -99,7 +121,7 @@ func (f *Family) ikeRekeyFailed(ike *ikeSA, reason string) {
 		return
 	}
 	if ike.state == IKEStateEstablished {
-		ike.rekeyRetryAt = f.now.Add(f.retryDelay())
+		ike.rekeyRetryAt = f.now.Add(f.ikeRekeyRetryDelay(ike))
 	}
 	f.log(LevelInfo, "IKE SA rekey failed, keeping the old IKE SA", "reason", reason)
 }
@@ -139,6 +161,7 @@ func (f *Family) onRekeyIKEResponse(ike *ikeSA, m *message, offered []wire.Propo
 	nr, peer := clone(nr), clone(ke.data)
 	oldPRF, oldD := ike.suite.PRF, ike.skD
 	hold := holdWindow(ike, wire.ExchangeCreateChildSA)
+	ike.concluding = true
 	f.runWork(func() any {
 		shared, err := priv.SharedSecret(peer)
 		if err != nil {
@@ -147,6 +170,7 @@ func (f *Family) onRekeyIKEResponse(ike *ikeSA, m *message, offered []wire.Propo
 		keys, err := ikecrypto.DeriveRekeyedIKEKeys(suite, oldPRF, oldD, ni, nr, uint64(spiI), uint64(spiR), shared)
 		return keResult{keys: keys, err: err}
 	}, func(res any) {
+		ike.concluding = false
 		if ike.active == hold {
 			ike.active = nil
 		}
@@ -225,6 +249,9 @@ func (f *Family) promote(n, old *ikeSA, deleteOld bool) {
 	old.state = IKEStateRekeyed
 	old.rekeying = false
 	old.rekeyAt, old.rekeyRetryAt, old.expireAt = time.Time{}, time.Time{}, time.Time{}
+	old.expiryHeld = false
+	// A rekey of old still queued would rekey n, which has just begun its lifetime.
+	f.queue = slices.DeleteFunc(f.queue, func(t task) bool { return t.kind == taskRekeyIKE })
 	f.closeIKE(old, telemetry.ReasonRekeyed)
 	old.state = IKEStateRekeyed
 	n.announced = true
@@ -277,16 +304,18 @@ func (f *Family) onRekeyIKERequest(ike *ikeSA, m *message) {
 		reject(wire.NotifyTemporaryFailure, nil)
 		return
 	}
-	if r := ike.active; r != nil && !ike.rekeying {
+	busy := ike.active != nil && !ike.rekeying
+	for _, c := range f.children {
+		busy = busy || c.state == ChildStateCreating || c.state == ChildStateInstalling
+	}
+	if busy {
+		// The peer retries after a while (§2.25): start no new Child SA exchange
+		// until then, or a busy family could answer every retry alike (nextTask).
+		ike.peerRekeyHold = f.now.Add(peerRekeyHoldTime)
 		reject(wire.NotifyTemporaryFailure, nil)
 		return
 	}
-	for _, c := range f.children {
-		if c.state == ChildStateCreating || c.state == ChildStateInstalling {
-			reject(wire.NotifyTemporaryFailure, nil)
-			return
-		}
-	}
+	ike.peerRekeyHold = time.Time{}
 	sa, ni, ke := m.sa(), m.nonce(), m.ke()
 	if ni == nil || ke == nil {
 		reject(wire.NotifyInvalidSyntax, nil)
@@ -399,6 +428,21 @@ func (f *Family) lateIKERekeyCollision(old *ikeSA, ours *rekeyedIKE, n *ikeSA, n
 	n.deleteBy = f.now.Add(oldIKELinger)
 	f.old = append(f.old, n)
 	f.promote(ours.sa, old, true)
+}
+
+// expireHeld expires the current IKE SA whose over time ended while the keys of its
+// successor were being computed (ikeExpiryHeld in onTimer), once no such work is left
+// and no new IKE SA replaced it. Holding the expiry only for local work keeps it
+// bounded: a rekey waiting on the network does not hold it.
+func (f *Family) expireHeld() {
+	ike := f.ike
+	if f.done || ike == nil || !ike.expiryHeld || ike.answering || ike.concluding {
+		return
+	}
+	ike.expiryHeld = false
+	if ike.state == IKEStateEstablished || ike.state == IKEStateRekeying {
+		f.ikeExpired(ike)
+	}
 }
 
 // ikeExpired: the IKE SA outlived RekeyTime+OverTime without a rekey: it is closed.

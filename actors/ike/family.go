@@ -211,6 +211,7 @@ func (f *Family) Step(now time.Time, ev Event) []Effect {
 				f.work = nil
 			}
 			cont(e.Result)
+			f.expireHeld()
 		}
 	}
 	f.finishStep()

@@ -62,6 +62,10 @@ type ikeSA struct {
 	rekeyAt       time.Time // soft: start a rekey (jittered)
 	expireAt      time.Time // hard: over time ends, the IKE SA is closed
 	rekeyRetryAt  time.Time // retry a failed rekey
+	// peerRekeyHold: we answered the peer's rekey of this IKE SA TEMPORARY_FAILURE
+	// because of a Child SA exchange (§2.25.2); until then we start no new Child SA
+	// exchange, so that the peer's retry finds us idle (runQueue).
+	peerRekeyHold time.Time
 	deleteBy      time.Time // an old IKE SA: delete it ourselves if the peer did not
 	halfOpenUntil time.Time // a responder waiting for IKE_AUTH
 
@@ -77,6 +81,11 @@ type ikeSA struct {
 	// answer is ready (lateIKERekeyCollision).
 	answering bool
 	concluded *rekeyedIKE
+	// concluding: the peer answered our rekey of this IKE SA and the new keys are being
+	// computed. expiryHeld: the over time ended while answering or concluding was
+	// set; the IKE SA expires when that work ends without a new IKE SA (expireHeld).
+	concluding bool
+	expiryHeld bool
 	// redundant: the losing new IKE SA of a simultaneous rekey (§2.8.2), ours or the
 	// one we made by answering the peer. Its DELETE is sent once, not retransmitted:
 	// the peer may never have had it (the winner's DELETE of the old IKE SA overtook

@@ -54,7 +54,7 @@ func (f *Family) runQueue() {
 		if ike == nil || !ike.established() || ike.active != nil || ike.state != IKEStateEstablished {
 			return
 		}
-		i := slices.IndexFunc(f.queue, func(t task) bool { return !t.notBefore.After(f.now) })
+		i := f.nextTask(ike)
 		if i < 0 {
 			return
 		}
@@ -65,6 +65,33 @@ func (f *Family) runQueue() {
 		}
 		f.startTask(ike, t)
 	}
+}
+
+// nextTask is the index of the queued task to start next on ike, or -1. An IKE SA
+// rekey goes first, and no Child SA is created or rekeyed while an IKE SA rekey of
+// the peer's is under way or expected back: while we answer it (answering: ike is
+// about to be replaced, §2.25.2), and for a while after we answered it
+// TEMPORARY_FAILURE (peerRekeyHold). With slow key exchanges, an IKE SA whose rekeys
+// keep meeting Child SA exchanges on either end, each answered TEMPORARY_FAILURE,
+// would otherwise outlive its over time. Held tasks wait in the queue; deletes and
+// liveness checks are never held.
+func (f *Family) nextTask(ike *ikeSA) int {
+	ready := func(t task) bool { return !t.notBefore.After(f.now) }
+	if i := slices.IndexFunc(f.queue, func(t task) bool { return t.kind == taskRekeyIKE && ready(t) }); i >= 0 && !ike.answering {
+		return i
+	}
+	hold := ike.peerRekeyHold.After(f.now) || ike.answering
+	return slices.IndexFunc(f.queue, func(t task) bool {
+		switch t.kind {
+		case taskRekeyIKE:
+			// Not while we answer the peer's rekey of ike: that one is about to
+			// succeed (promote drops this task), ours would only collide with it.
+			return false
+		case taskCreateChild, taskRekeyChild:
+			return ready(t) && !hold
+		}
+		return ready(t)
+	})
 }
 
 func (f *Family) startTask(ike *ikeSA, t task) {

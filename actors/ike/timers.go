@@ -19,8 +19,11 @@ import (
 //	livenessDue        ike.lastHeard+DPDDelay armed by every authenticated message: send an
 //	                                          empty INFORMATIONAL (§2.4)
 //	ikeRekeyDue        ike.rekeyAt            armed by establishing the IKE SA (jittered)
-//	ikeRekeyRetry      ike.rekeyRetryAt       armed by a failed or lost IKE rekey
-//	ikeExpired         ike.expireAt           armed by establishing: over time ran out
+//	ikeRekeyRetry      ike.rekeyRetryAt       armed by a failed or lost IKE rekey (at most
+//	                                          a quarter of the time left to expiry)
+//	ikeExpired         ike.expireAt           armed by establishing: over time ran out;
+//	                                          held (ikeExpiryHeld) while the keys of a
+//	                                          rekey of it are computed (expireHeld)
 //	oldIKEDeleteDue    old.deleteBy           armed by a rekey that replaced an IKE SA: the
 //	                                          peer did not delete it, do it ourselves
 //	childRekeyDue      child.rekeyAt          armed by installing a Child SA (jittered)
@@ -136,8 +139,10 @@ func (f *Family) onTimer() {
 		}
 		if f.due(ike.expireAt) {
 			ike.expireAt = time.Time{}
-			f.ikeExpired(ike)
-			if f.done {
+			if ike.answering || ike.concluding {
+				// ikeExpiryHeld: its successor's keys are being computed.
+				ike.expiryHeld = true
+			} else if f.ikeExpired(ike); f.done {
 				return
 			}
 		}
