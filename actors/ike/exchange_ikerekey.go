@@ -44,13 +44,14 @@ const peerRekeyHoldTime = 2 * retryInterval
 
 // ikeRekeyRetryDelay is the wait before retrying a failed rekey of ike: the usual
 // retryDelay (§2.25: not at once), but no more than a quarter of the time left before
-// ike's over time ends, so that a rekey that met TEMPORARY_FAILURE gets several more
-// tries before the IKE SA expires.
+// ike's over time ends, minus a random eighth (so that the two ends, both short of
+// time, do not retry in step), so that a rekey that met TEMPORARY_FAILURE gets
+// several more tries before the IKE SA expires.
 func (f *Family) ikeRekeyRetryDelay(ike *ikeSA) time.Duration {
 	d := f.retryDelay()
 	if !ike.expireAt.IsZero() {
-		if left := ike.expireAt.Sub(f.now) / 4; left < d {
-			d = max(left, minIKERekeyRetry)
+		if left := ike.expireAt.Sub(f.now); left/4 < d {
+			d = max(left/4-f.jitter(left/8), minIKERekeyRetry)
 		}
 	}
 	return d
@@ -83,6 +84,7 @@ func (f *Family) startRekeyIKE(ike *ikeSA) {
 		return
 	}
 	ike.rekeying = true
+	ike.retryFirst = false
 	ike.state = IKEStateRekeying
 	seed := f.randBytes(32)
 	hold := holdWindow(ike, wire.ExchangeCreateChildSA)
@@ -138,6 +140,9 @@ func (f *Family) onRekeyIKEResponse(ike *ikeSA, m *message, offered []wire.Propo
 			f.enqueue(task{kind: taskRekeyIKE})
 			return
 		}
+		// §2.25: the peer is busy with a Child SA exchange; ours wait until the retry
+		// (nextTask), so that it finds our window free.
+		ike.retryFirst = n.typ == wire.NotifyTemporaryFailure
 		f.ikeRekeyFailed(ike, n.typ.String())
 		return
 	}
@@ -430,13 +435,21 @@ func (f *Family) lateIKERekeyCollision(old *ikeSA, ours *rekeyedIKE, n *ikeSA, n
 	f.promote(ours.sa, old, true)
 }
 
-// expireHeld expires the current IKE SA whose over time ended while the keys of its
-// successor were being computed (ikeExpiryHeld in onTimer), once no such work is left
-// and no new IKE SA replaced it. Holding the expiry only for local work keeps it
-// bounded: a rekey waiting on the network does not hold it.
+// successorPending reports whether a rekey of ike is about to replace it, so that its
+// expiry waits (ikeExpiryHeld in onTimer): the keys of the new IKE SA are being
+// computed (our answer to the peer's rekey, or the peer's answer to ours), or we made
+// the peer's new IKE SA already and only wait for the answer to our simultaneous
+// rekey to decide which survives (§2.8.2). Each ends in bounded time: work always
+// finishes, and a request unanswered after all retransmissions ends the family.
+func (f *Family) successorPending(ike *ikeSA) bool {
+	return ike.answering || ike.concluding || (ike.passive != nil && ike.rekeying)
+}
+
+// expireHeld (after every Step) expires the current IKE SA whose over time ended while
+// its successor was pending, once it is not any more and no new IKE SA replaced it.
 func (f *Family) expireHeld() {
 	ike := f.ike
-	if f.done || ike == nil || !ike.expiryHeld || ike.answering || ike.concluding {
+	if f.done || ike == nil || !ike.expiryHeld || f.successorPending(ike) {
 		return
 	}
 	ike.expiryHeld = false

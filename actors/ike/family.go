@@ -211,7 +211,6 @@ func (f *Family) Step(now time.Time, ev Event) []Effect {
 				f.work = nil
 			}
 			cont(e.Result)
-			f.expireHeld()
 		}
 	}
 	f.finishStep()
@@ -223,6 +222,7 @@ func (f *Family) finishStep() {
 	if f.done {
 		return
 	}
+	f.expireHeld()
 	f.runQueue()
 	if f.done {
 		return

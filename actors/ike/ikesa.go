@@ -86,6 +86,9 @@ type ikeSA struct {
 	// set; the IKE SA expires when that work ends without a new IKE SA (expireHeld).
 	concluding bool
 	expiryHeld bool
+	// retryFirst: our rekey of this IKE SA met TEMPORARY_FAILURE; until the retry
+	// starts, we start no new Child SA exchange (nextTask).
+	retryFirst bool
 	// redundant: the losing new IKE SA of a simultaneous rekey (§2.8.2), ours or the
 	// one we made by answering the peer. Its DELETE is sent once, not retransmitted:
 	// the peer may never have had it (the winner's DELETE of the old IKE SA overtook

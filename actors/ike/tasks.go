@@ -68,19 +68,20 @@ func (f *Family) runQueue() {
 }
 
 // nextTask is the index of the queued task to start next on ike, or -1. An IKE SA
-// rekey goes first, and no Child SA is created or rekeyed while an IKE SA rekey of
-// the peer's is under way or expected back: while we answer it (answering: ike is
-// about to be replaced, §2.25.2), and for a while after we answered it
-// TEMPORARY_FAILURE (peerRekeyHold). With slow key exchanges, an IKE SA whose rekeys
-// keep meeting Child SA exchanges on either end, each answered TEMPORARY_FAILURE,
-// would otherwise outlive its over time. Held tasks wait in the queue; deletes and
-// liveness checks are never held.
+// rekey goes first, and no Child SA is created or rekeyed while an IKE SA rekey is
+// under way or expected back: while we answer the peer's (answering: ike is about to
+// be replaced, §2.25.2), for a while after we answered it TEMPORARY_FAILURE
+// (peerRekeyHold), and while ours waits to retry after TEMPORARY_FAILURE (retryFirst:
+// the peer's Child SA exchange should be done by then, ours must not be under way).
+// With slow key exchanges, an IKE SA whose rekeys keep meeting Child SA exchanges on
+// either end, each answered TEMPORARY_FAILURE, would otherwise outlive its over time.
+// Held tasks wait in the queue; deletes and liveness checks are never held.
 func (f *Family) nextTask(ike *ikeSA) int {
 	ready := func(t task) bool { return !t.notBefore.After(f.now) }
 	if i := slices.IndexFunc(f.queue, func(t task) bool { return t.kind == taskRekeyIKE && ready(t) }); i >= 0 && !ike.answering {
 		return i
 	}
-	hold := ike.peerRekeyHold.After(f.now) || ike.answering
+	hold := ike.peerRekeyHold.After(f.now) || ike.answering || ike.retryFirst
 	return slices.IndexFunc(f.queue, func(t task) bool {
 		switch t.kind {
 		case taskRekeyIKE:

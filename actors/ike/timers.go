@@ -22,8 +22,8 @@ import (
 //	ikeRekeyRetry      ike.rekeyRetryAt       armed by a failed or lost IKE rekey (at most
 //	                                          a quarter of the time left to expiry)
 //	ikeExpired         ike.expireAt           armed by establishing: over time ran out;
-//	                                          held (ikeExpiryHeld) while the keys of a
-//	                                          rekey of it are computed (expireHeld)
+//	                                          held (ikeExpiryHeld) while its successor
+//	                                          is all but made (successorPending)
 //	oldIKEDeleteDue    old.deleteBy           armed by a rekey that replaced an IKE SA: the
 //	                                          peer did not delete it, do it ourselves
 //	childRekeyDue      child.rekeyAt          armed by installing a Child SA (jittered)
@@ -139,8 +139,8 @@ func (f *Family) onTimer() {
 		}
 		if f.due(ike.expireAt) {
 			ike.expireAt = time.Time{}
-			if ike.answering || ike.concluding {
-				// ikeExpiryHeld: its successor's keys are being computed.
+			if f.successorPending(ike) {
+				// ikeExpiryHeld: its successor is all but made.
 				ike.expiryHeld = true
 			} else if f.ikeExpired(ike); f.done {
 				return
