@@ -57,6 +57,15 @@
 // Options.NoInitialContact (set it when the shell holds another family for the same
 // connection and peer) or NotFirstContact arrived before IKE_AUTH was sent.
 //
+// Reload: Connection.Equal compares two definitions after WithDefaults, PSKFor left
+// out (a function is never deeply equal): an unchanged definition keeps its families.
+//
+// Rekey priority (RFC 7296 §2.25.2): an IKE SA rekey goes before new Child SA
+// exchanges on both ends. A queued IKE SA rekey starts first; no Child SA is created
+// or rekeyed while we answer the peer's IKE SA rekey, shortly after we refused it
+// TEMPORARY_FAILURE, or while ours waits to retry after TEMPORARY_FAILURE; and an IKE
+// SA whose successor is all but made is not expired before it is (timers.go).
+//
 // Memory: an idle family keeps no key material but SK_d and its SK ciphers; the
 // families may share one Connection (pass one that came from WithDefaults).
 //
