@@ -170,7 +170,7 @@ func (f *Family) negotiated(ike *ikeSA, c *childSA, prop wire.Proposal, spiOut u
 		return fmt.Errorf("child %s: %w", c.cfg.Name, err)
 	}
 	c.suite, c.spiOut = suite, spiOut
-	c.localTS, c.remoteTS = localTS, remoteTS
+	c.localTS, c.remoteTS = shareTS(localTS, c.cfg.LocalTS), shareTS(remoteTS, c.cfg.RemoteTS)
 	c.exchLow = clone(lowerNonce(ni, nr))
 	// Keys are labelled by the exchange's initiator (§2.17): "I" protects traffic from
 	// the initiator to the responder, i.e. the responder's inbound SA.
@@ -370,6 +370,15 @@ func intersectTS(a, b TrafficSelector) (TrafficSelector, bool) {
 
 // narrowTS is the responder's narrowing: every part of offered that allowed covers
 // (§2.9), without duplicates, in offered order.
+// shareTS returns the definition's selectors when the negotiated ones are the same, so
+// that an idle Child SA holds no copy of its definition's selectors (read-only slices).
+func shareTS(got, defined []TrafficSelector) []TrafficSelector {
+	if len(defined) > 0 && slices.Equal(got, defined) {
+		return defined
+	}
+	return got
+}
+
 func narrowTS(offered, allowed []TrafficSelector) []TrafficSelector {
 	var out []TrafficSelector
 	for _, o := range offered {
