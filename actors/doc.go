@@ -47,8 +47,11 @@
 //     SA, every kernel object had a live owner (TestChaos with -chaos.families=20000
 //     -chaos.kills=100000, ~17 min).
 //   - Heap per idle established family with two Child SAs, both ends, actors and core
-//     included: 8.7 KiB (BenchmarkIdleFamilyMemory; 13.2 KiB before the shells cleared
-//     the core's effects, the SK ciphers became lazy and the core shrank). Of it, by
+//     included: 8,067–8,080 B in three fresh processes, under the 8 KiB target
+//     (BenchmarkIdleFamilyMemory; 13.2 KiB before the shells cleared the core's
+//     effects, the SK ciphers became lazy, the core shrank, the manager shared one
+//     defaulted copy of each connection among its families and Child SAs shared their
+//     definition's selectors; 8.7 KiB before the last two). Of the 8.7 KiB, by
 //     heap profile delta: shells 2.5 KiB (family 384 B, two children 320 B, their
 //     lineages and slots, the policy table's two entries ~470 B, three mailboxes
 //     288 B, timer ~220 B, manager entry and routes ~280 B), protoactor 2.2 KiB (per
