@@ -41,6 +41,7 @@ var (
 	flagProfile       = flag.Bool("profile", true, "perf profile of each responder during a setup run")
 	flagOut           = flag.String("out", "", "results directory (default: /tmp/cygnet-bench-<time>)")
 	flagSteps         = flag.String("steps", "setup,scale,reestablish,flood", "steps to run")
+	flagDaemonExtra   = flag.String("cygnetd-daemon", "", "extra settings for cygnetd's daemon block, YAML flow style without braces (e.g. \"memory_limit: 1g\" or \"gc_percent: 50\")")
 	flagSetupTimeout  = flag.Duration("setup-timeout", 15*time.Minute, "bound on each setup phase (a responder that needs longer has failed that scale)")
 )
 

@@ -181,6 +181,12 @@ func startCygnetd(t *testing.T, e *env, o respOpts) *cygnetd {
 	if o.dpd > 0 {
 		dpd = fmt.Sprintf("    dpd_delay: %ds\n", int(o.dpd.Seconds()))
 	}
+	extra := ""
+	if *flagDaemonExtra != "" {
+		for _, kv := range strings.Split(*flagDaemonExtra, ",") {
+			extra += "  " + strings.TrimSpace(kv) + "\n"
+		}
+	}
 	cfg := fmt.Sprintf(`daemon:
   listen_addrs: [%[1]s]
   metrics_address: "%[2]s"
@@ -204,6 +210,7 @@ secrets:
   ike-load:
     secret: "%[11]s"
 `, e.resp, d.metrics, filepath.Join(dir, "cygnet.sock"), cookie, block, ikeProposal, responderID, dpd, tsPool, espProposal, psk)
+	cfg = strings.Replace(cfg, "daemon:\n", "daemon:\n"+extra, 1)
 	if err := os.WriteFile(filepath.Join(dir, "cygnet.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
