@@ -51,8 +51,11 @@ type Event struct {
 	Family kernel.FamilyID
 	Conn   string
 	// IKE is set for IKE events; Child for child events (Child.Name for ChildFailed).
-	IKE    ike.IKEInfo
-	Child  ike.ChildInfo
+	IKE   ike.IKEInfo
+	Child ike.ChildInfo
+	// Reason: why it went. For EventFamilyDone the actor's stop reason (normal, killed,
+	// shutdown…), or the core's reason when the family ended on a failure
+	// (AUTHENTICATION_FAILED, NO_PROPOSAL_CHOSEN, a timeout…).
 	Reason string
 }
 

@@ -102,18 +102,22 @@ type family struct {
 	e *familyEntry
 
 	core       core
-	responder  bool
 	conn       string          // connection name, once known
 	cfg        *ike.Connection // its definition, once known (close and DPD actions)
 	candidates []*ike.Connection
 	startedAt  time.Time
-	upOnce     bool // an IKE SA of this family was established at least once
 	stopReason telemetry.StopReason
+	// endReason is the core's reason when the family ended on a failure
+	// (ike.FamilyDone with Err: AUTHENTICATION_FAILED, a timeout…), for the done event.
+	endReason string
+
+	responder bool
+	upOnce    bool // an IKE SA of this family was established at least once
+	applying  bool // carrying out a Step's effects
 
 	timer, retry, shutdown *actorkit.Timer
 	coreGen                uint64
 	pending                []ike.Work
-	applying               bool        // carrying out a Step's effects
 	later                  []ike.Event // events raised meanwhile, for the next Steps
 
 	// children are the child actors, few per family (a slice is smaller than a map).
@@ -227,7 +231,11 @@ func (f *family) receive(ctx actor.Context) {
 		if reason != "" {
 			f.t.rec.ActorStopped(telemetry.ActorFamily, reason)
 		}
-		f.t.events.publish(Event{Kind: EventFamilyDone, Family: f.e.id, Conn: f.conn, Reason: string(reason)})
+		done := Event{Kind: EventFamilyDone, Family: f.e.id, Conn: f.conn, Reason: string(reason)}
+		if reason == telemetry.StopFailure && f.endReason != "" {
+			done.Reason = f.endReason // what the peer or the exchange said, not just "failure"
+		}
+		f.t.events.publish(done)
 	}
 }
 
@@ -414,6 +422,7 @@ func (f *family) applyEffects(ctx actor.Context, effs []ike.Effect) bool {
 			reason := telemetry.StopNormal
 			if e.Err != nil {
 				reason = telemetry.StopFailure
+				f.endReason = e.Reason
 				f.logger().Info("IKE family ends", zap.String("reason", e.Reason), zap.Error(e.Err))
 			}
 			if f.stopReason == telemetry.StopShutdown || f.shutdown != nil {

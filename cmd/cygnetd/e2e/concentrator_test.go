@@ -79,10 +79,9 @@ secrets:
 	b.start()
 	b.mustCtl("initiate", "--child", "b1-lan")
 	b.mustCtl("initiate", "--child", "b2-lan")
-	if r := b.ctl("initiate", "--child", "b3-lan"); r.code != 1 {
-		t.Errorf("b3 with b1's key: exit %d, %q; want 1", r.code, r.stderr)
+	if r := b.ctl("initiate", "--child", "b3-lan"); r.code != 1 || !strings.Contains(r.stderr, "AUTHENTICATION_FAILED") {
+		t.Errorf("b3 with b1's key: exit %d, %q; want 1 and AUTHENTICATION_FAILED named", r.code, r.stderr)
 	}
-	// (cygnetctl's message says only "the IKE SA failed: failure"; both logs name it.)
 	for _, d := range []*daemon{a, b} {
 		if !strings.Contains(d.log.String(), "AUTHENTICATION_FAILED") {
 			t.Errorf("cygnetd %s's log does not name AUTHENTICATION_FAILED for b3", d.name)
