@@ -414,6 +414,14 @@ func (r *chaosRun) disagreement() string {
 			}
 			if len(sa.IKE) > 1 {
 				fmt.Fprintf(&b, "%s: family %d still has a rekeyed IKE SA\n", x.name, sa.Family)
+				// Which one, and who made it: a redundant IKE SA of a simultaneous
+				// rekey (§2.8.2) that we answered (initiator false) waits for the
+				// peer's DELETE; the peer should not list it.
+				for _, i := range sa.IKE[1:] {
+					_, peerHas := x.other[[2]ike.SPI{i.SPIi, i.SPIr}]
+					fmt.Fprintf(&b, "  %v_i %v_r %v initiator=%v established %v outstanding=%v, the peer lists it: %v\n",
+						i.SPIi, i.SPIr, i.State, i.Initiator, i.EstablishedAt.Format("15:04:05.000"), i.Outstanding, peerHas)
+				}
 			}
 			for _, c := range sa.Children {
 				if c.State != ike.ChildStateUp {

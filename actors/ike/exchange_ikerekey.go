@@ -30,7 +30,10 @@ import (
 // the old IKE SA reaches the loser before the winner's answer to the loser's request,
 // the loser takes the winner's IKE SA, answers, and forgets its own request (§2.25.2):
 // it never makes its redundant IKE SA. The winner, which made that SA by answering,
-// deletes it itself after oldIKELinger. Either way a redundant IKE SA's DELETE is sent
+// deletes it itself after oldIKELinger. When that DELETE comes after the winner's
+// answer but before the loser's keys for its own new IKE SA are computed, the loser
+// takes the winner's IKE SA at the DELETE and, once its keys are done, deletes its own
+// new IKE SA at once (the winner made it by answering). Either way a redundant IKE SA's DELETE is sent
 // once and not retransmitted (ikeSA.redundant): the other end may not have it.
 
 // oldIKELinger is how long a rekeyed-away IKE SA waits for the peer's DELETE before we
@@ -194,6 +197,18 @@ func (f *Family) onRekeyIKEResponse(ike *ikeSA, m *message, offered []wire.Propo
 		ike.rekeying = false
 		n.routed = true
 		f.emit(RouteSPI{SPI: n.localSPI()})
+		if f.ike != ike {
+			// While the keys were computed, the peer's DELETE of ike told us that its
+			// simultaneous rekey won (§2.8.2, §2.25.2) and we took its IKE SA. The
+			// peer made n by answering us and waits for our DELETE of it: n is
+			// redundant and we are its initiator.
+			f.log(LevelInfo, "IKE SA rekey collision lost while our keys were computed, deleting our redundant IKE SA")
+			f.old = append(f.old, n)
+			n.state = IKEStateRekeyed
+			n.redundant = true
+			f.deleteOldIKE(n)
+			return
+		}
 		if p := ike.passive; p != nil {
 			ike.passive = nil
 			if bytes.Compare(lowerNonce(ni, nr), lowerNonce(p.ni, p.nr)) < 0 {
