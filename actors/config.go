@@ -78,11 +78,11 @@ type Config struct {
 
 	// PooledTurns runs the actors' mailbox turns on an actorkit.Dispatcher (long-lived
 	// workers, closed with the tree) instead of protoactor's goroutine per turn: ~12%
-	// less CPU per handshake (BenchmarkHandshakeCPU). Off by default for now: with it,
-	// TestChaos under -race ends with "family N still has a rekeyed IKE SA" (an IKE SA
-	// rekey whose old IKE SA is never deleted, amid kills) in about 1 run of 10 (seen 5
-	// times in 46 runs), never seen in 24 without; CYGNET_TEST_POOLED=1 runs the pair
-	// and chaos tests so.
+	// less CPU per handshake (BenchmarkHandshakeCPU). Off by default for now: its
+	// different timing exposed a core bug in simultaneous IKE SA rekeys (fixed in
+	// 578ee58: 80 of 80 TestChaos -race runs pass with it since, 1 in 30 failed before);
+	// it becomes the default after a longer soak. CYGNET_TEST_POOLED=1 runs the pair and
+	// chaos tests with it.
 	PooledTurns bool
 	// Dispatcher replaces the dispatcher altogether (unit tests use
 	// actor.NewSynchronizedDispatcher). Now replaces time.Now.
