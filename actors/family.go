@@ -266,7 +266,7 @@ func (f *family) startInitiator(ctx actor.Context, m *startInitiator) {
 	f.e = m.entry
 	f.conn, f.cfg = m.conn.Name, m.conn
 	f.startedAt = f.t.now()
-	cd := m.conn.WithDefaults()
+	cd := m.conn // defaulted by the manager (setConnections): ports are set
 	if len(cd.LocalAddrs) > 0 {
 		f.local = netip.AddrPortFrom(cd.LocalAddrs[0], cd.LocalPort)
 	}

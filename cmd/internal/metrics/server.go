@@ -18,25 +18,31 @@ type Server struct {
 // Listen binds addr (host:port) at once, so the daemon fails at start when the address
 // is taken, and returns a Server ready to Serve.
 func Listen(addr string, m *Metrics) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
+	return listen("metrics", addr, mux, "cygnetd: metrics at /metrics", 30*time.Second)
+}
+
+// listen binds addr for one of the daemon's HTTP servers (what names it in errors):
+// mux, a plain-text index at "/" saying what is served, and bounded timeouts.
+func listen(what, addr string, mux *http.ServeMux, index string, writeTimeout time.Duration) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen on %s: %w", what, addr, err)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "cygnetd: metrics at /metrics")
+		fmt.Fprintln(w, index)
 	})
 	return &Server{ln: ln, srv: &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 	}}, nil
