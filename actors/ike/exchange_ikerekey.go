@@ -33,8 +33,11 @@ import (
 // deletes it itself after oldIKELinger. When that DELETE comes after the winner's
 // answer but before the loser's keys for its own new IKE SA are computed, the loser
 // takes the winner's IKE SA at the DELETE and, once its keys are done, deletes its own
-// new IKE SA at once (the winner made it by answering). Either way a redundant IKE SA's DELETE is sent
-// once and not retransmitted (ikeSA.redundant): the other end may not have it.
+// new IKE SA at once (the winner made it by answering). A redundant IKE SA we made by
+// answering is deleted with one DELETE that is not retransmitted (the other end may
+// not have it); one we initiated is deleted like any IKE SA, retransmitted: the peer
+// answered it, so it has it, and charon drops a DELETE that arrives while it still
+// files the SA (seen in interop: one lost DELETE left charon's copy for good).
 
 // oldIKELinger is how long a rekeyed-away IKE SA waits for the peer's DELETE before we
 // delete it ourselves (oldIKEDeleteDue).
@@ -302,7 +305,8 @@ func (f *Family) deleteOldIKE(old *ikeSA) {
 		f.emit(ExchangeDone{Exchange: telemetry.ExchangeInformational, Role: telemetry.RoleInitiator, Outcome: telemetry.OutcomeOK})
 		done()
 	}, done)
-	if r := old.active; r != nil && old.redundant {
+	if r := old.active; r != nil && old.redundant && !old.initiator {
+		// We made it by answering the peer, which may never have had it.
 		r.once = true
 	}
 }

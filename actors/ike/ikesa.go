@@ -90,9 +90,10 @@ type ikeSA struct {
 	// starts, we start no new Child SA exchange (nextTask).
 	retryFirst bool
 	// redundant: the losing new IKE SA of a simultaneous rekey (§2.8.2), ours or the
-	// one we made by answering the peer. Its DELETE is sent once, not retransmitted:
-	// the peer may never have had it (the winner's DELETE of the old IKE SA overtook
-	// our answer), and nothing depends on it.
+	// one we made by answering the peer. The DELETE of one we made by answering is sent
+	// once, not retransmitted: the peer may never have had it (the winner's DELETE of
+	// the old IKE SA overtook our answer), and nothing depends on it. One we initiated
+	// the peer has (it answered): its DELETE is retransmitted.
 	redundant bool
 }
 
